@@ -1,0 +1,74 @@
+"""Build Keras models from the declarative layer lists in params.yaml.
+
+One builder serves both studies, so a layer list that works in the CNN study
+works unchanged as the multitask trunk.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import keras
+
+IMAGE_SHAPE = (28, 28, 1)
+
+LAYER_TYPES: dict[str, type] = {
+    "conv2d": keras.layers.Conv2D,
+    "max_pooling2d": keras.layers.MaxPooling2D,
+    "average_pooling2d": keras.layers.AveragePooling2D,
+    "global_average_pooling2d": keras.layers.GlobalAveragePooling2D,
+    "batch_normalization": keras.layers.BatchNormalization,
+    "dropout": keras.layers.Dropout,
+    "spatial_dropout2d": keras.layers.SpatialDropout2D,
+    "flatten": keras.layers.Flatten,
+    "dense": keras.layers.Dense,
+    "activation": keras.layers.Activation,
+}
+
+
+def build_layer(model_name: str, index: int, spec: Mapping[str, Any], key_prefix: str = "layers") -> keras.layers.Layer:
+    """Turn one ``{type: ..., **arguments}`` entry into a layer, or explain what is wrong."""
+    where = f"model {model_name!r}, {key_prefix}[{index}]"
+    if not isinstance(spec, Mapping) or "type" not in spec:
+        raise ValueError(f"{where}: missing key 'type' (got {spec!r}); use one of {sorted(LAYER_TYPES)}")
+    layer_type = spec["type"]
+    if layer_type not in LAYER_TYPES:
+        raise ValueError(f"{where}: unknown layer type {layer_type!r} (key 'type'); use one of {sorted(LAYER_TYPES)}")
+    arguments = {key: value for key, value in spec.items() if key != "type"}
+    try:
+        return LAYER_TYPES[layer_type](**arguments)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{where} ({layer_type}): bad arguments {arguments}: {error}") from error
+
+
+def build_layers(model_name: str, specs: Sequence[Mapping[str, Any]], key_prefix: str = "layers") -> list[keras.layers.Layer]:
+    if not isinstance(specs, Sequence) or isinstance(specs, str) or not specs:
+        raise ValueError(f"model {model_name!r}: key {key_prefix!r} must be a non-empty list of layers")
+    return [build_layer(model_name, index, spec, key_prefix) for index, spec in enumerate(specs)]
+
+
+def build_sequential(model_name: str, specs: Sequence[Mapping[str, Any]]) -> keras.Model:
+    """A single-task classifier; the last layer in ``specs`` is the output layer."""
+    layers = build_layers(model_name, specs)
+    return keras.Sequential([keras.Input(shape=IMAGE_SHAPE), *layers], name=model_name)
+
+
+def build_multitask(
+    model_name: str, trunk_specs: Sequence[Mapping[str, Any]], head_specs: Mapping[str, Sequence[Mapping[str, Any]]]
+) -> keras.Model:
+    """One shared trunk feeding one head per task; outputs are named after the tasks."""
+    trunk_layers = build_layers(model_name, trunk_specs, "trunk")
+    inputs = keras.Input(shape=IMAGE_SHAPE, name="image")
+    features = inputs
+    for layer in trunk_layers:
+        features = layer(features)
+    outputs = {}
+    for task, specs in head_specs.items():
+        head = features
+        head_layers = build_layers(model_name, specs, f"heads.{task}")
+        for layer in head_layers[:-1]:
+            head = layer(head)
+        last = head_layers[-1]
+        # Naming the output after the task lets losses, metrics and logs be keyed by task.
+        renamed = last.__class__.from_config({**last.get_config(), "name": task})
+        outputs[task] = renamed(head)
+    return keras.Model(inputs=inputs, outputs=outputs, name=model_name)

@@ -1,0 +1,87 @@
+"""PNG figures; the matching DVC plot data is written by the stages as CSV."""
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+
+def confusion_figure(matrix: np.ndarray, class_names: Sequence[str], title: str) -> plt.Figure:
+    figure, axis = plt.subplots(figsize=(8, 7))
+    axis.imshow(matrix, cmap="Blues")
+    axis.set_xticks(range(len(class_names)), class_names, rotation=45, ha="right")
+    axis.set_yticks(range(len(class_names)), class_names)
+    axis.set_xlabel("Predicted")
+    axis.set_ylabel("Actual")
+    axis.set_title(title)
+    threshold = matrix.max() / 2 if matrix.size else 0
+    for row in range(matrix.shape[0]):
+        for column in range(matrix.shape[1]):
+            axis.text(column, row, int(matrix[row, column]), ha="center", va="center", fontsize=8,
+                      color="white" if matrix[row, column] > threshold else "black")
+    figure.tight_layout()
+    return figure
+
+
+def sample_grid_figure(images: np.ndarray, labels: np.ndarray, predictions: np.ndarray,
+                       class_names: Sequence[str], count: int = 9) -> plt.Figure:
+    """The report's 3x3 grid of test images titled "GT: x, Pred: y"."""
+    count = min(count, len(images))
+    columns = 3
+    rows = max(1, int(np.ceil(count / columns)))
+    figure = plt.figure(figsize=(10, 10 * rows / 3))
+    for index in range(count):
+        axis = figure.add_subplot(rows, columns, index + 1)
+        axis.imshow(images[index].reshape(28, 28), cmap="gray")
+        axis.set_title(f"GT: {class_names[int(labels[index])]}, Pred: {class_names[int(predictions[index])]}", fontsize=9)
+        axis.axis("off")
+    figure.tight_layout()
+    return figure
+
+
+def curves_figure(table: pd.DataFrame, title: str, y_label: str) -> plt.Figure:
+    """One line per column of ``table`` (indexed by epoch)."""
+    figure, axis = plt.subplots(figsize=(10, 5))
+    for column in table.columns:
+        series = table[column].dropna()
+        axis.plot(series.index, series.values, marker=".", label=column)
+    axis.set_xlabel("Epoch")
+    axis.set_ylabel(y_label)
+    axis.set_title(title)
+    axis.grid(alpha=0.3)
+    axis.legend()
+    figure.tight_layout()
+    return figure
+
+
+def grouped_bars_figure(values: Mapping[str, Mapping[str, float]], title: str, y_label: str) -> plt.Figure:
+    """``values[group][series]``: e.g. task -> {dedicated: acc, multitask: acc}."""
+    groups = list(values)
+    series_names = sorted({name for group in values.values() for name in group})
+    width = 0.8 / max(1, len(series_names))
+    figure, axis = plt.subplots(figsize=(7, 4.5))
+    for offset, name in enumerate(series_names):
+        heights = [values[group].get(name, np.nan) for group in groups]
+        positions = np.arange(len(groups)) + (offset - (len(series_names) - 1) / 2) * width
+        bars = axis.bar(positions, heights, width, label=name)
+        axis.bar_label(bars, fmt="%.4f", fontsize=8)
+    axis.set_xticks(range(len(groups)), groups)
+    axis.set_ylabel(y_label)
+    axis.set_ylim(0, 1.05)
+    axis.set_title(title)
+    axis.legend(loc="lower right")
+    figure.tight_layout()
+    return figure
+
+
+def save_figure(figure: plt.Figure, path) -> None:
+    from cnn_comparison.atomic import staged_path
+
+    with staged_path(path) as temporary:
+        figure.savefig(temporary, format="png", dpi=100)
+    plt.close(figure)

@@ -1,0 +1,166 @@
+"""Input pipelines and the training loop shared by single-task and multitask models."""
+from __future__ import annotations
+
+import time
+from typing import Mapping
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from cnn_comparison.params import Augmentation, Recipe
+
+# Big enough to amortise per-batch overhead, small enough for 24 GiB with the 10k test set.
+PREDICTION_BATCH_SIZE = 1024
+
+
+def make_optimizer(recipe: Recipe) -> keras.optimizers.Optimizer:
+    try:
+        return keras.optimizers.get({"class_name": recipe.optimizer, "config": {"learning_rate": recipe.learning_rate}})
+    except ValueError as error:
+        raise ValueError(f"unknown optimizer {recipe.optimizer!r}: {error}") from error
+
+
+def make_augmentation(augmentation: Augmentation, seed: int) -> keras.Sequential | None:
+    """The ImageDataGenerator transform of the reference, as Keras preprocessing layers.
+
+    Shifts are uniform in [-fraction, +fraction] of each axis with bilinear
+    interpolation and edges filled with the nearest pixel, like
+    ``ImageDataGenerator(width_shift_range=..., height_shift_range=..., horizontal_flip=True)``.
+    """
+    if not augmentation.enabled:
+        return None
+    layers = []
+    if augmentation.width_shift or augmentation.height_shift:
+        layers.append(keras.layers.RandomTranslation(
+            height_factor=augmentation.height_shift, width_factor=augmentation.width_shift,
+            fill_mode="nearest", interpolation="bilinear", seed=seed,
+        ))
+    if augmentation.horizontal_flip:
+        layers.append(keras.layers.RandomFlip("horizontal", seed=seed + 1))
+    return keras.Sequential(layers, name="augmentation") if layers else None
+
+
+def make_dataset(
+    images: np.ndarray,
+    targets,
+    batch_size: int,
+    seed: int,
+    shuffle: bool,
+    augmentation: keras.Sequential | None = None,
+    sample_weights=None,
+) -> tf.data.Dataset:
+    """Batches for ``model.fit``; augmentation runs on whole batches inside TensorFlow."""
+    elements = (images, targets) if sample_weights is None else (images, targets, sample_weights)
+    dataset = tf.data.Dataset.from_tensor_slices(elements)
+    if shuffle:
+        dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.batch(batch_size)
+    if augmentation is not None:
+        def augment(batch_images, *rest):
+            return (augmentation(batch_images, training=True), *rest)
+        dataset = dataset.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def fit(
+    model: keras.Model,
+    train: tf.data.Dataset,
+    validation: tf.data.Dataset,
+    epochs: int,
+    early_stopping_patience: int | None,
+    callbacks: list[keras.callbacks.Callback],
+) -> tuple[keras.callbacks.History, float]:
+    """Train with optional early stopping (best weights restored); return history and wall seconds."""
+    callbacks = list(callbacks)
+    if early_stopping_patience:
+        callbacks.append(keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=early_stopping_patience, restore_best_weights=True, verbose=1,
+        ))
+    start = time.perf_counter()
+    # verbose=2 prints one line per epoch, which reads well in `dvc repro` logs and CI.
+    history = model.fit(train, validation_data=validation, epochs=epochs, callbacks=callbacks, verbose=2)
+    return history, time.perf_counter() - start
+
+
+def take_first(arrays: tuple[np.ndarray, ...], limit: int | None) -> tuple[np.ndarray, ...]:
+    """Cap the number of samples; splits are already shuffled, so the head is representative."""
+    return arrays if limit is None else tuple(array[:limit] for array in arrays)
+
+
+def combine_tasks(task_data: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, dict, dict]:
+    """Stack every task's examples; each example gets weight 1 for its own head and 0 elsewhere.
+
+    Zero weight means zero loss and zero gradient through the other head, which
+    is how one model learns two label spaces from disjoint datasets.
+    """
+    images = np.concatenate([task_images for task_images, _ in task_data.values()])
+    labels, weights = {}, {}
+    offset = 0
+    for task, (task_images, task_labels) in task_data.items():
+        labels[task] = np.zeros(len(images), dtype=np.int64)
+        weights[task] = np.zeros(len(images), dtype=np.float32)
+        labels[task][offset: offset + len(task_images)] = task_labels
+        weights[task][offset: offset + len(task_images)] = 1.0
+        offset += len(task_images)
+    return images, labels, weights
+
+
+def train_single_task(
+    model: keras.Model,
+    arrays: Mapping[str, np.ndarray],
+    recipe: Recipe,
+    epochs: int,
+    callbacks: list[keras.callbacks.Callback],
+) -> tuple[keras.callbacks.History, float]:
+    """Compile and fit one classifier on train/validation arrays with its recipe."""
+    keras.utils.set_random_seed(recipe.seed)
+    model.compile(optimizer=make_optimizer(recipe), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    train = make_dataset(arrays["train_images"], arrays["train_labels"], recipe.batch_size, recipe.seed,
+                         shuffle=True, augmentation=make_augmentation(recipe.augmentation, recipe.seed))
+    validation = make_dataset(arrays["validation_images"], arrays["validation_labels"], PREDICTION_BATCH_SIZE,
+                              recipe.seed, shuffle=False)
+    return fit(model, train, validation, epochs, recipe.early_stopping_patience, callbacks)
+
+
+def training_summary(history: keras.callbacks.History, seconds: float, model: keras.Model,
+                     early_stopping_patience: int | None) -> dict:
+    """Numbers the aggregate table needs that Keras' per-epoch logs do not carry."""
+    validation_losses = history.history.get("val_loss", [])
+    best_epoch = int(np.argmin(validation_losses)) + 1 if validation_losses else None
+    return {
+        "training_time_seconds": round(seconds, 2),
+        "epochs_run": len(history.epoch),
+        # With restore_best_weights the saved model is the best-val_loss epoch, otherwise the last.
+        "epoch_of_saved_weights": best_epoch if early_stopping_patience else len(history.epoch),
+        "parameter_count": int(model.count_params()),
+    }
+
+
+def train_multitask(
+    model: keras.Model,
+    task_arrays: Mapping[str, Mapping[str, np.ndarray]],
+    recipe: Recipe,
+    epochs: int,
+    callbacks: list[keras.callbacks.Callback],
+) -> tuple[keras.callbacks.History, float]:
+    """Fit one shared-trunk model on every task at once, batches mixing the tasks.
+
+    Each example is weighted 1 for its own head and 0 for the others, so the
+    loss (and accuracy, via ``weighted_metrics``) of a head only counts its task.
+    """
+    keras.utils.set_random_seed(recipe.seed)
+    tasks = list(task_arrays)
+    model.compile(
+        optimizer=make_optimizer(recipe),
+        loss={task: "sparse_categorical_crossentropy" for task in tasks},
+        weighted_metrics={task: ["accuracy"] for task in tasks},
+    )
+    datasets = {}
+    for part, batch_size, shuffle in (("train", recipe.batch_size, True), ("validation", PREDICTION_BATCH_SIZE, False)):
+        images, labels, weights = combine_tasks(
+            {task: (arrays[f"{part}_images"], arrays[f"{part}_labels"]) for task, arrays in task_arrays.items()})
+        datasets[part] = make_dataset(
+            images, labels, batch_size, recipe.seed, shuffle=shuffle, sample_weights=weights,
+            augmentation=make_augmentation(recipe.augmentation, recipe.seed) if part == "train" else None)
+    return fit(model, datasets["train"], datasets["validation"], epochs, recipe.early_stopping_patience, callbacks)

@@ -1,0 +1,47 @@
+"""Stage prepare: parse IDX, scale to float32 in [0, 1], reshape to (N, 28, 28, 1).
+
+Usage: python stages/prepare.py DATASET RAW_DIR OUTPUT_DIR [--params params.yaml]
+The test set stays in its own arrays and is not touched again until evaluation.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from cnn_comparison.arrays import save_arrays
+from cnn_comparison.idx import IdxFormatError
+from cnn_comparison.params import load_params
+from cnn_comparison.preparation import prepare
+from cnn_comparison.sources import FILE_KEYS
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("dataset")
+    parser.add_argument("raw_dir", type=Path)
+    parser.add_argument("output_dir", type=Path)
+    parser.add_argument("--params", default="params.yaml")
+    arguments = parser.parse_args(argv)
+    start = time.perf_counter()
+    files = load_params(arguments.params)["datasets"][arguments.dataset]["files"]
+    paths = {key: arguments.raw_dir / files[key]["name"] for key in FILE_KEYS}
+    missing = [str(path) for path in paths.values() if not path.is_file()]
+    if missing:
+        print(f"error: {', '.join(missing)} not found; run `dvc repro download@{arguments.dataset}`", file=sys.stderr)
+        return 1
+    try:
+        arrays = prepare({key: path.read_bytes() for key, path in paths.items()},
+                         {key: str(path) for key, path in paths.items()})
+    except IdxFormatError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    save_arrays(arguments.output_dir, arrays)
+    print(f"[prepare {arguments.dataset}] train {arrays['train_images'].shape}, test {arrays['test_images'].shape} "
+          f"-> {arguments.output_dir} in {time.perf_counter() - start:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
