@@ -79,7 +79,9 @@ def fit(
         ))
     start = time.perf_counter()
     # verbose=2 prints one line per epoch, which reads well in `dvc repro` logs and CI.
-    history = model.fit(train, validation_data=validation, epochs=epochs, callbacks=callbacks, verbose=2)
+    # shuffle=False: the tf.data pipeline already reshuffles every epoch.
+    history = model.fit(train, validation_data=validation, epochs=epochs, callbacks=callbacks, verbose=2,
+                        shuffle=False)
     return history, time.perf_counter() - start
 
 

@@ -9,6 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
+import cnn_comparison  # noqa: F401  (quiets TensorFlow's start-up logging before dvclive imports it)
 from dvclive import Live
 from dvclive.keras import DVCLiveCallback
 
