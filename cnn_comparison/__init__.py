@@ -5,6 +5,6 @@ they compute lives here so tests can exercise it on synthetic arrays.
 """
 import os
 
-# TensorFlow's C++ start-up chatter hides the per-epoch progress lines users
-# watch in `dvc repro`; users can still override this from the environment.
+# Quiets TensorFlow's C++ warnings so the per-epoch progress lines stand out in
+# `dvc repro` (a few start-up lines are printed before this setting is read).
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -19,7 +19,7 @@ from cnn_comparison.arrays import load_arrays
 from cnn_comparison.evaluation import classification_metrics, confusion, confusion_rows, report_text
 from cnn_comparison.figures import confusion_figure, sample_grid_figure, save_figure
 from cnn_comparison.params import load_params, model_entry, parse_limits
-from cnn_comparison.provenance import library_versions
+from cnn_comparison.provenance import provenance
 from cnn_comparison.training import PREDICTION_BATCH_SIZE, take_first
 
 
@@ -56,10 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         "parameter_count": training["parameter_count"],
         "evaluation_time_seconds": round(seconds, 2),
         "seed": entry["training"]["seed"],
-        "split": params["split"],
-        "limits": params.get("limits"),
-        "params": entry,
-        "library_versions": library_versions(),
+        "provenance": provenance(entry, params),
     })
     atomic.write_json(arguments.metrics_json, metrics)
     report = report_text(title, labels, predictions, class_names)

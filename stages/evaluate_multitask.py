@@ -19,7 +19,7 @@ from cnn_comparison.arrays import load_arrays
 from cnn_comparison.evaluation import classification_metrics, confusion, confusion_rows, report_text
 from cnn_comparison.figures import confusion_figure, save_figure
 from cnn_comparison.params import load_params, parse_limits
-from cnn_comparison.provenance import library_versions
+from cnn_comparison.provenance import provenance
 from cnn_comparison.training import PREDICTION_BATCH_SIZE, take_first
 
 
@@ -62,10 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         "epochs_run": training["epochs_run"],
         "parameter_count": training["parameter_count"],
         "seed": config["training"]["seed"],
-        "split": params["split"],
-        "limits": params.get("limits"),
-        "params": config,
-        "library_versions": library_versions(),
+        "provenance": provenance(config, params),
     })
     print("[evaluate multitask] " + ", ".join(f"{task} accuracy {metrics['accuracy']:.4f}" for task, metrics in results.items()))
     return 0

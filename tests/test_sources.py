@@ -1,0 +1,69 @@
+import gzip
+import hashlib
+
+import pytest
+
+from cnn_comparison.sources import FILE_KEYS, NoVerifiedSource, acquire
+
+CONTENT = {key: f"{key} bytes".encode() for key in FILE_KEYS}
+FILES = {key: {"name": f"{key}-idx", "sha256": hashlib.sha256(data).hexdigest()} for key, data in CONTENT.items()}
+
+
+def write_mirror(directory, corrupt=None, compress=False):
+    directory.mkdir()
+    for key, data in CONTENT.items():
+        if key == corrupt:
+            data = data + b"!"
+        name = FILES[key]["name"]
+        if compress:
+            (directory / f"{name}.gz").write_bytes(gzip.compress(data))
+        else:
+            (directory / name).write_bytes(data)
+    return directory
+
+
+def test_checksum_mismatch_falls_through_to_the_next_source(tmp_path):
+    corrupted = write_mirror(tmp_path / "corrupted", corrupt="train_labels")
+    good = write_mirror(tmp_path / "good", compress=True)
+    messages = []
+    files, used = acquire("toy", FILES, [{"type": "directory", "path": str(corrupted)},
+                                         {"type": "directory", "path": str(good)}], log=messages.append)
+    assert files == CONTENT
+    assert used == f"directory {good}"
+    assert len(messages) == 2
+    assert "train_labels-idx: checksum mismatch" in messages[0]
+    assert FILES["train_labels"]["sha256"] in messages[0]
+    assert hashlib.sha256(CONTENT["train_labels"] + b"!").hexdigest() in messages[0]
+
+
+def test_every_failure_is_listed_when_nothing_verifies(tmp_path, monkeypatch):
+    monkeypatch.delenv("CNN_DATA_MIRROR", raising=False)
+    sources = [
+        {"type": "directory", "path": str(write_mirror(tmp_path / "bad", corrupt="test_images"))},
+        {"type": "directory", "path": str(tmp_path / "missing")},
+        {"type": "directory", "path": "$CNN_DATA_MIRROR/toy"},
+        {"type": "url", "url": "http://127.0.0.1:9", "timeout_seconds": 2},  # discard port: refused
+    ]
+    with pytest.raises(NoVerifiedSource) as raised:
+        acquire("toy", FILES, sources, log=lambda message: None)
+    message = str(raised.value)
+    assert "test_images-idx: checksum mismatch" in message
+    assert f"{tmp_path / 'missing'} does not exist" in message
+    assert "environment variable not set" in message
+    assert "http://127.0.0.1:9/train_images-idx" in message
+    assert "datasets.toy.sources" in message
+
+
+def test_unknown_source_type_is_a_params_error():
+    with pytest.raises(ValueError, match="datasets.toy.sources: unknown source type 'ftp'"):
+        acquire("toy", FILES, [{"type": "ftp"}], log=lambda message: None)
+
+
+def test_missing_package_tool_is_reported_not_raised(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no npm, no apt-get on this PATH
+    good = write_mirror(tmp_path / "good")
+    messages = []
+    _, used = acquire("toy", FILES, [{"type": "npm_package", "package": "nothing@1", "path": "package/data"},
+                                     {"type": "directory", "path": str(good)}], log=messages.append)
+    assert used == f"directory {good}"
+    assert "`npm` is not installed" in messages[0]
