@@ -51,7 +51,8 @@ def staged_path(path: str | os.PathLike, directory: bool = False) -> Iterator[Pa
         temporary.mkdir()
     try:
         yield temporary
-        _remove(path)
+        if directory:  # os.replace cannot replace a non-empty directory; files are swapped atomically
+            _remove(path)
         os.replace(temporary, path)
     except BaseException:
         _remove(temporary)

@@ -1,0 +1,33 @@
+import pytest
+
+from cnn_comparison.atomic import staged_path, write_text
+
+
+def test_failed_directory_output_leaves_nothing_behind(tmp_path):
+    target = tmp_path / "data" / "split"
+    with pytest.raises(RuntimeError):
+        with staged_path(target, directory=True) as temporary:
+            (temporary / "train_images.npy").write_bytes(b"half")
+            raise RuntimeError("interrupted")
+    assert not target.exists()
+    assert list((tmp_path / "data").iterdir()) == []
+
+
+def test_failed_rewrite_keeps_the_previous_complete_file(tmp_path):
+    target = tmp_path / "model.keras"
+    target.write_text("finished")
+    with pytest.raises(KeyboardInterrupt):
+        with staged_path(target) as temporary:
+            assert temporary.suffix == ".keras"  # libraries choose the format from the suffix
+            temporary.write_text("half")
+            raise KeyboardInterrupt
+    assert target.read_text() == "finished"
+    assert [path.name for path in tmp_path.iterdir()] == ["model.keras"]
+
+
+def test_write_text_replaces_content(tmp_path):
+    target = tmp_path / "metrics" / "a.json"
+    write_text(target, "1")
+    write_text(target, "2")
+    assert target.read_text() == "2"
+    assert [path.name for path in target.parent.iterdir()] == ["a.json"]

@@ -1,0 +1,78 @@
+import keras
+import numpy as np
+
+from cnn_comparison.builder import build_multitask
+from cnn_comparison.params import Augmentation, parse_recipe
+from cnn_comparison.training import combine_tasks, make_augmentation, make_dataset, train_multitask
+
+REFERENCE_AUGMENTATION = Augmentation(enabled=True, width_shift=0.2, height_shift=0.2, horizontal_flip=True)
+
+
+def images_and_labels(count=64, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.random((count, 28, 28, 1), dtype=np.float32), rng.integers(0, 10, size=count)
+
+
+def test_dataset_without_augmentation_yields_every_image_once_per_epoch_with_its_label():
+    images, labels = images_and_labels()
+    dataset = make_dataset(images, labels, batch_size=10, seed=3, shuffle=True)
+    for _ in range(2):  # two epochs, reshuffled
+        batches = list(dataset.as_numpy_iterator())
+        seen_images = np.concatenate([batch[0] for batch in batches])
+        seen_labels = np.concatenate([batch[1] for batch in batches])
+        order = np.argsort(seen_images[:, 0, 0, 0])
+        reference_order = np.argsort(images[:, 0, 0, 0])
+        np.testing.assert_array_equal(seen_images[order], images[reference_order])
+        np.testing.assert_array_equal(seen_labels[order], labels[reference_order])
+
+
+def test_augmented_batches_keep_range_shape_and_shift_bounds():
+    # A single bright pixel in the centre: wherever it lands bounds the shift.
+    images = np.zeros((256, 28, 28, 1), dtype=np.float32)
+    images[:, 14, 14, 0] = 1.0
+    augmentation = make_augmentation(REFERENCE_AUGMENTATION, seed=1)
+    batches = list(make_dataset(images, np.zeros(256, dtype=np.int64), 64, seed=1, shuffle=True,
+                                augmentation=augmentation).as_numpy_iterator())
+    augmented = np.concatenate([batch[0] for batch in batches])
+    assert augmented.shape == images.shape and augmented.dtype == np.float32
+    assert augmented.min() >= 0.0 and augmented.max() <= 1.0 + 1e-6
+    rows, columns = np.unravel_index(augmented[..., 0].reshape(256, -1).argmax(axis=1), (28, 28))
+    # 20% of 28 pixels = 5.6: every peak stays within that of the centre (or its mirror).
+    assert np.all(np.abs(rows - 14) <= 6) and np.all(np.minimum(np.abs(columns - 14), np.abs(columns - 13)) <= 6)
+    assert len(set(zip(rows, columns))) > 20, "shifts should vary from image to image"
+
+
+def test_no_augmentation_layer_when_disabled():
+    assert make_augmentation(Augmentation(False, 0.2, 0.2, True), seed=0) is None
+
+
+def test_combine_tasks_weights_each_example_for_its_own_head_only():
+    digits, fashion = images_and_labels(3), images_and_labels(2, seed=1)
+    images, labels, weights = combine_tasks({"digits": digits, "fashion": fashion})
+    assert len(images) == 5
+    np.testing.assert_array_equal(weights["digits"], [1, 1, 1, 0, 0])
+    np.testing.assert_array_equal(weights["fashion"], [0, 0, 0, 1, 1])
+    np.testing.assert_array_equal(labels["fashion"][3:], fashion[1])
+
+
+def test_a_digits_only_batch_changes_the_trunk_and_digits_head_but_not_the_fashion_head(params):
+    config = params["multitask"]
+    model = build_multitask("multitask", config["trunk"], config["heads"])
+    recipe = parse_recipe("multitask.training", {**config["training"], "epochs": 1, "batch_size": 16})
+    before = {layer.name: [weight.numpy().copy() for weight in layer.weights] for layer in model.layers}
+    digits = images_and_labels(16)
+    empty = (np.zeros((0, 28, 28, 1), dtype=np.float32), np.zeros(0, dtype=np.int64))
+    arrays = {
+        "digits": {"train_images": digits[0], "train_labels": digits[1],
+                   "validation_images": digits[0], "validation_labels": digits[1]},
+        "fashion": {"train_images": empty[0], "train_labels": empty[1],
+                    "validation_images": empty[0], "validation_labels": empty[1]},
+    }
+    history, _ = train_multitask(model, arrays, recipe, epochs=1, callbacks=[])
+    changed = {layer.name: any(not np.array_equal(old, new.numpy()) for old, new in zip(before[layer.name], layer.weights))
+               for layer in model.layers if layer.weights}
+    assert changed["digits"] is True
+    assert changed["fashion"] is False
+    trunk_dense = [name for name in changed if name not in ("digits", "fashion")]
+    assert trunk_dense and all(changed[name] for name in trunk_dense)
+    assert "val_digits_accuracy" in history.history
