@@ -12,6 +12,8 @@ from cnn_comparison.params import Augmentation, Recipe
 
 # Big enough to amortise per-batch overhead, small enough for 24 GiB with the 10k test set.
 PREDICTION_BATCH_SIZE = 1024
+# Training steps run per call into TensorFlow; see benchmarks/README.md for what was measured.
+STEPS_PER_EXECUTION = 1
 
 
 def make_optimizer(recipe: Recipe) -> keras.optimizers.Optimizer:
@@ -108,6 +110,17 @@ def combine_tasks(task_data: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> tup
     return images, labels, weights
 
 
+def compile_single_task(model: keras.Model, recipe: Recipe) -> None:
+    model.compile(optimizer=make_optimizer(recipe), loss="sparse_categorical_crossentropy", metrics=["accuracy"],
+                  steps_per_execution=STEPS_PER_EXECUTION)
+
+
+def training_dataset(images: np.ndarray, labels: np.ndarray, recipe: Recipe) -> tf.data.Dataset:
+    """Shuffled batches, augmented per the recipe: the input path `train` uses (and the benchmark measures)."""
+    return make_dataset(images, labels, recipe.batch_size, recipe.seed, shuffle=True,
+                        augmentation=make_augmentation(recipe.augmentation, recipe.seed))
+
+
 def train_single_task(
     model: keras.Model,
     arrays: Mapping[str, np.ndarray],
@@ -117,9 +130,8 @@ def train_single_task(
 ) -> tuple[keras.callbacks.History, float]:
     """Compile and fit one classifier on train/validation arrays with its recipe."""
     keras.utils.set_random_seed(recipe.seed)
-    model.compile(optimizer=make_optimizer(recipe), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    train = make_dataset(arrays["train_images"], arrays["train_labels"], recipe.batch_size, recipe.seed,
-                         shuffle=True, augmentation=make_augmentation(recipe.augmentation, recipe.seed))
+    compile_single_task(model, recipe)
+    train = training_dataset(arrays["train_images"], arrays["train_labels"], recipe)
     validation = make_dataset(arrays["validation_images"], arrays["validation_labels"], PREDICTION_BATCH_SIZE,
                               recipe.seed, shuffle=False)
     return fit(model, train, validation, epochs, recipe.early_stopping_patience, callbacks)

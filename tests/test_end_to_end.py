@@ -2,57 +2,22 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
+
+from helpers import SMALL_LIMITS as LIMITS
+from helpers import copy_project, dvc, run, set_value, stages_run, tool_environment
 
 pytestmark = pytest.mark.end_to_end
-
-LIMITS = {"max_train_samples": 1000, "max_epochs": 1, "max_eval_samples": 500}
-
-
-def run(command: list[str], cwd: Path, env: dict) -> str:
-    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, f"{' '.join(command)} failed:\n{output[-4000:]}"
-    return output
-
-
-def stages_run(output: str) -> set[str]:
-    return set(re.findall(r"Running stage '([^']+)'", output))
-
-
-def set_value(params_path: Path, pattern: str, replacement: str) -> None:
-    text = params_path.read_text()
-    new_text, count = re.subn(pattern, replacement, text, count=1, flags=re.MULTILINE | re.DOTALL)
-    assert count == 1, pattern
-    params_path.write_text(new_text)
 
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory, project_root):
-    work = tmp_path_factory.mktemp("e2e") / "project"
-    tracked = subprocess.run(["git", "ls-files"], cwd=project_root, capture_output=True, text=True, check=True)
-    for relative in tracked.stdout.splitlines():
-        source = project_root / relative
-        if source.is_file():
-            (work / relative).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, work / relative)
-    for name, value in LIMITS.items():
-        set_value(work / "params.yaml", rf"^  {name}: null", f"  {name}: {value}")
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    env.pop("CNN_DATA_MIRROR", None)
-    for command in (["git", "init", "-q"], ["git", "add", "-A"],
-                    ["git", "-c", "user.name=test", "-c", "user.email=test@example.com", "commit", "-qm", "copy"]):
-        run(command, work, env)
-    output = run([sys.executable, "-m", "dvc", "repro"], work, env)
+    work = copy_project(project_root, tmp_path_factory.mktemp("e2e") / "project")
+    env = tool_environment()
+    output = run(dvc("repro"), work, env)
     return work, env, output
 
 
@@ -104,7 +69,7 @@ def test_metrics_files_are_sane(project, params):
 
 def test_dvc_metrics_show_lists_every_model(project, params):
     work, env, _ = project
-    shown = json.loads(run([sys.executable, "-m", "dvc", "metrics", "show", "--json"], work, env))
+    shown = json.loads(run(dvc("metrics", "show", "--json"), work, env))
     files = next(iter(shown.values()))["data"]
     for name in [*params["models"], "multitask"]:
         assert "accuracy" in json.dumps(files[f"metrics/{name}.json"]["data"]), name
@@ -112,26 +77,25 @@ def test_dvc_metrics_show_lists_every_model(project, params):
 
 def test_dvc_plots_show_writes_html(project):
     work, env, _ = project
-    run([sys.executable, "-m", "dvc", "plots", "show"], work, env)
+    run(dvc("plots", "show"), work, env)
     html = (work / "dvc_plots" / "index.html").read_text()
     assert "Validation accuracy per epoch" in html and "confusion" in html
 
 
 def test_second_repro_runs_nothing_and_edits_rerun_only_their_stages(project):
     work, env, _ = project
-    dvc = [sys.executable, "-m", "dvc"]
-    assert stages_run(run([*dvc, "repro"], work, env)) == set()
-    assert "Data and pipelines are up to date" in run([*dvc, "status"], work, env)
+    assert stages_run(run(dvc("repro"), work, env)) == set()
+    assert "Data and pipelines are up to date" in run(dvc("status"), work, env)
 
     # One CNN's recipe: only its train/evaluate and the aggregate.
     set_value(work / "params.yaml", r"(  fmnist_2:.*?learning_rate: )0\.001", r"\g<1>0.002")
-    status = json.loads(run([*dvc, "status", "--json"], work, env))
+    status = json.loads(run(dvc("status", "--json"), work, env))
     assert set(status) == {"train@fmnist_2", "evaluate@fmnist_2", "aggregate"}
-    assert stages_run(run([*dvc, "repro"], work, env)) == {"train@fmnist_2", "evaluate@fmnist_2", "aggregate"}
+    assert stages_run(run(dvc("repro"), work, env)) == {"train@fmnist_2", "evaluate@fmnist_2", "aggregate"}
 
     # The multitask trunk: only the multitask stages and their aggregation.
     set_value(work / "params.yaml", r"(  trunk:.*?units: )128", r"\g<1>64")
-    status = json.loads(run([*dvc, "status", "--json"], work, env))
+    status = json.loads(run(dvc("status", "--json"), work, env))
     assert set(status) == {"train_multitask", "evaluate_multitask"}
-    assert stages_run(run([*dvc, "repro"], work, env)) == {
+    assert stages_run(run(dvc("repro"), work, env)) == {
         "train_multitask", "evaluate_multitask", "aggregate_multitask"}

@@ -1,0 +1,300 @@
+"""Benchmark the pipeline against the straightforward Keras code of the reference report.
+
+Usage: python benchmarks/benchmark.py [--quick] [--models fmnist_1 ...] [--output-dir benchmarks/results]
+
+Everything is measured in one run on one machine:
+  * training throughput (images/s over steady-state epochs, after a warm-up epoch) of the
+    pipeline's own input path and compile settings vs the reference code (`model.fit` on NumPy
+    arrays; `ImageDataGenerator(...).flow(...)` for augmented recipes), same architecture, batch
+    size and images, the two sides interleaved A-B-B-A so machine noise hits both;
+  * pipeline overhead on a temporary copy of the project: each data stage from a local mirror,
+    a no-op `dvc repro`, and the evaluate stage command on the full 10k test set;
+  * a projection of a full default `dvc repro` from the measured per-epoch times.
+Writes <output-dir>/benchmark.json and benchmark.md; exits 1 if a ratio is below its target
+(times the allowance: 0.8 in --quick mode, 1.0 in full mode).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+import cnn_comparison  # noqa: F401
+import keras
+import tensorflow as tf
+
+from cnn_comparison.arrays import load_arrays
+from cnn_comparison.builder import build_sequential
+from cnn_comparison.params import load_params, parse_recipe
+from cnn_comparison.provenance import library_versions
+from cnn_comparison.sources import FILE_KEYS, acquire
+from cnn_comparison.training import PREDICTION_BATCH_SIZE, compile_single_task, make_dataset, training_dataset
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+REFERENCE_MODELS = ["fmnist_1", "fmnist_2", "fmnist_3", "fmnist_4", "fmnist_5", "fmnist_6"]
+# Epochs the reference run actually took (early stopping), from reference/cnn_comparison_report.md.
+REFERENCE_EPOCHS_RUN = {"fmnist_1": 10, "fmnist_2": 10, "fmnist_3": 24, "fmnist_4": 19, "fmnist_5": 50, "fmnist_6": 36}
+TARGETS = {"plain_throughput_ratio": 1.0, "augmented_throughput_ratio": 1.5,
+           "noop_repro_seconds": 3.0, "data_stages_seconds": 30.0, "evaluate_seconds": 10.0}
+MODES = {  # images per epoch, measured epochs per run, rounds (each round runs both sides)
+    "quick": {"images": 1024, "measured_epochs": 2, "rounds": 2},
+    "full": {"images": 4096, "measured_epochs": 2, "rounds": 2},
+}
+
+
+class EpochTimer(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.seconds: list[float] = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self._start)
+
+
+def reference_fit(model, images, labels, recipe, epochs, timer) -> None:
+    """The report's code: NumPy arrays straight into fit, or ImageDataGenerator for augmentation."""
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    if recipe.augmentation.enabled:
+        from keras.src.legacy.preprocessing.image import ImageDataGenerator
+
+        generator = ImageDataGenerator(width_shift_range=recipe.augmentation.width_shift,
+                                       height_shift_range=recipe.augmentation.height_shift,
+                                       horizontal_flip=recipe.augmentation.horizontal_flip)
+        model.fit(generator.flow(images, labels, batch_size=recipe.batch_size), epochs=epochs,
+                  callbacks=[timer], verbose=0)
+    else:
+        model.fit(images, labels, batch_size=recipe.batch_size, epochs=epochs, callbacks=[timer], verbose=0)
+
+
+def pipeline_fit(model, images, labels, recipe, epochs, timer) -> None:
+    """The pipeline's own path: stages/train.py -> cnn_comparison.training."""
+    compile_single_task(model, recipe)
+    model.fit(training_dataset(images, labels, recipe), epochs=epochs, callbacks=[timer], verbose=0, shuffle=False)
+
+
+def inference_seconds_per_image(model, images, pipeline: bool) -> float:
+    """Validation cost: the pipeline predicts in batches of 1024, the reference in Keras' default 32."""
+    start = time.perf_counter()
+    if pipeline:
+        model.predict(make_dataset(images, np.zeros(len(images)), PREDICTION_BATCH_SIZE, 0, shuffle=False), verbose=0)
+    else:
+        model.predict(images, verbose=0)
+    return (time.perf_counter() - start) / len(images)
+
+
+def measure_training(params: dict, model_names: list[str], images: np.ndarray, labels: np.ndarray,
+                     validation_images: np.ndarray, mode: dict) -> dict:
+    results = {}
+    for name in model_names:
+        entry = params["models"][name]
+        recipe = parse_recipe(f"models.{name}.training", entry["training"])
+        epochs = 1 + mode["measured_epochs"]  # the first epoch traces and warms up
+        per_side = {"reference": [], "pipeline": []}
+        inference = {"reference": [], "pipeline": []}
+        for round_index in range(mode["rounds"]):
+            order = ["reference", "pipeline"] if round_index % 2 == 0 else ["pipeline", "reference"]
+            for side in order:
+                keras.backend.clear_session()
+                keras.utils.set_random_seed(recipe.seed)
+                model = build_sequential(name, entry["layers"])
+                timer = EpochTimer()
+                (pipeline_fit if side == "pipeline" else reference_fit)(model, images, labels, recipe, epochs, timer)
+                per_side[side] += [len(images) / seconds for seconds in timer.seconds[1:]]
+                inference_seconds_per_image(model, validation_images[:256], side == "pipeline")  # warm-up
+                inference[side].append(inference_seconds_per_image(model, validation_images, side == "pipeline"))
+                print(f"[benchmark] {name} {side}: " + ", ".join(f"{value:.0f}" for value in per_side[side][-mode['measured_epochs']:])
+                      + " images/s", flush=True)
+        reference, pipeline = statistics.median(per_side["reference"]), statistics.median(per_side["pipeline"])
+        results[name] = {
+            "augmented": recipe.augmentation.enabled,
+            "reference_images_per_second": round(reference, 1),
+            "pipeline_images_per_second": round(pipeline, 1),
+            "ratio": round(pipeline / reference, 3),
+            "reference_validation_seconds_per_image": statistics.median(inference["reference"]),
+            "pipeline_validation_seconds_per_image": statistics.median(inference["pipeline"]),
+            "recipe_epochs": recipe.epochs,
+        }
+    return results
+
+
+def run(command: list[str], cwd: Path, env: dict) -> float:
+    start = time.perf_counter()
+    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{(result.stdout + result.stderr)[-3000:]}")
+    return time.perf_counter() - start
+
+
+def make_mirror(params: dict, mirror: Path) -> None:
+    """A local mirror of both datasets: the project's downloaded files if present, else the sources."""
+    for dataset, config in params["datasets"].items():
+        target = mirror / dataset
+        target.mkdir(parents=True)
+        existing = PROJECT_ROOT / "data" / "raw" / dataset
+        names = [config["files"][key]["name"] for key in FILE_KEYS]
+        if all((existing / name).is_file() for name in names):
+            for name in names:
+                shutil.copy(existing / name, target / name)
+        else:
+            files, _ = acquire(dataset, {key: config["files"][key] for key in FILE_KEYS}, config["sources"])
+            for key, data in files.items():
+                (target / config["files"][key]["name"]).write_bytes(data)
+
+
+def write_params(path: Path, params: dict) -> None:
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def measure_pipeline_overhead(params: dict, model_names: list[str], workdir: Path) -> tuple[dict, Path]:
+    """Data stages from a local mirror, a no-op repro, and the evaluate command on 10k test images."""
+    project = workdir / "project"
+    tracked = subprocess.run(["git", "ls-files"], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True)
+    for relative in tracked.stdout.splitlines():
+        if (PROJECT_ROOT / relative).is_file():
+            (project / relative).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(PROJECT_ROOT / relative, project / relative)
+    mirror = workdir / "mirror"
+    make_mirror(params, mirror)
+    # The mirror is the first source here, so the download stages measure a local copy + checksums.
+    copy_params = load_params(project / "params.yaml")
+    for dataset, config in copy_params["datasets"].items():
+        config["sources"].insert(0, {"type": "directory", "path": str(mirror / dataset)})
+    write_params(project / "params.yaml", copy_params)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    dvc = [sys.executable, "-m", "dvc"]
+    for command in (["git", "init", "-q"], ["git", "add", "-A"],
+                    ["git", "-c", "user.name=b", "-c", "user.email=b@example.com", "commit", "-qm", "benchmark"]):
+        run(command, project, env)
+    stages = {}
+    for stage in ("download", "prepare", "split"):
+        for dataset in ("fashion", "mnist"):
+            stages[f"{stage}@{dataset}"] = round(run([*dvc, "repro", "-s", f"{stage}@{dataset}"], project, env), 2)
+    copy_params["limits"] = {"max_train_samples": 256, "max_epochs": 1, "max_eval_samples": 256}
+    write_params(project / "params.yaml", copy_params)
+    run([*dvc, "repro"], project, env)
+    noop = [run([*dvc, "repro"], project, env) for _ in range(3)]
+    # The evaluate stage's command on the full 10k test set (params without the eval limit).
+    full_params = workdir / "full_eval_params.yaml"
+    write_params(full_params, {**copy_params, "limits": {**copy_params["limits"], "max_eval_samples": None}})
+    evaluate = {}
+    out = workdir / "evaluate"
+    for name in model_names:
+        command = [sys.executable, "stages/evaluate.py", name, f"models/{name}.keras", "data/prepared/fashion",
+                   f"dvclive/{name}", str(out / f"{name}.json"), str(out / f"{name}.txt"), str(out / f"{name}.csv"),
+                   str(out / f"{name}_confusion.png"), str(out / f"{name}_samples.png"), "--params", str(full_params)]
+        evaluate[name] = round(run(command, project, env), 2)
+        assert json.loads((out / f"{name}.json").read_text())["samples"] == 10000
+    return {"data_stage_seconds": stages, "data_stages_total_seconds": round(sum(stages.values()), 2),
+            "noop_repro_seconds": round(statistics.median(noop), 2), "evaluate_seconds": evaluate}, project
+
+
+def projection(training: dict) -> dict:
+    """Wall time of the full default training: per-epoch time x epochs, both implementations."""
+    rows = {}
+    for name, result in training.items():
+        row = {}
+        for side in ("reference", "pipeline"):
+            epoch = 48000 / result[f"{side}_images_per_second"] + 12000 * result[f"{side}_validation_seconds_per_image"]
+            row[f"{side}_epoch_seconds"] = round(epoch, 1)
+            row[f"{side}_hours_reference_epochs"] = round(epoch * REFERENCE_EPOCHS_RUN[name] / 3600, 2)
+            row[f"{side}_hours_max_epochs"] = round(epoch * result["recipe_epochs"] / 3600, 2)
+        rows[name] = row
+    return rows
+
+
+def check_targets(report: dict, allowance: float) -> list[str]:
+    failures = []
+    for name, result in report["training"].items():
+        key = "augmented_throughput_ratio" if result["augmented"] else "plain_throughput_ratio"
+        if result["ratio"] < TARGETS[key] * allowance:
+            failures.append(f"{name}: throughput ratio {result['ratio']:.2f} < {TARGETS[key]} x {allowance}")
+    overhead = report["overhead"]
+    limits = [("no-op dvc repro", overhead["noop_repro_seconds"], TARGETS["noop_repro_seconds"]),
+              ("data stages", overhead["data_stages_total_seconds"], TARGETS["data_stages_seconds"])]
+    limits += [(f"evaluate {name}", seconds, TARGETS["evaluate_seconds"]) for name, seconds in overhead["evaluate_seconds"].items()]
+    for label, seconds, target in limits:
+        if target / seconds < allowance:
+            failures.append(f"{label}: {seconds:.1f} s, target {target} s (ratio {target / seconds:.2f} < {allowance})")
+    return failures
+
+
+def markdown(report: dict) -> str:
+    lines = [f"Benchmark ({report['mode']} mode, {report['images_per_epoch']} images per epoch), "
+             f"{report['date']}, {report['machine']}", "",
+             "| model | augmented | reference images/s | pipeline images/s | ratio | target |",
+             "|---|---|---:|---:|---:|---:|"]
+    for name, result in report["training"].items():
+        target = TARGETS["augmented_throughput_ratio" if result["augmented"] else "plain_throughput_ratio"]
+        lines.append(f"| {name} | {'yes' if result['augmented'] else 'no'} | {result['reference_images_per_second']:.0f} | "
+                     f"{result['pipeline_images_per_second']:.0f} | {result['ratio']:.2f}x | {target}x |")
+    overhead = report["overhead"]
+    lines += ["", "| pipeline overhead | measured | target |", "|---|---:|---:|",
+              f"| data stages, both datasets (local mirror) | {overhead['data_stages_total_seconds']:.1f} s | {TARGETS['data_stages_seconds']:.0f} s |",
+              f"| no-op `dvc repro` | {overhead['noop_repro_seconds']:.1f} s | {TARGETS['noop_repro_seconds']:.0f} s |"]
+    lines += [f"| evaluate {name} (10k test images) | {seconds:.1f} s | {TARGETS['evaluate_seconds']:.0f} s |"
+              for name, seconds in overhead["evaluate_seconds"].items()]
+    lines += ["", "| projected full training | reference epoch | pipeline epoch | reference, report's epochs | pipeline, report's epochs |",
+              "|---|---:|---:|---:|---:|"]
+    total = {"reference": 0.0, "pipeline": 0.0}
+    for name, row in report["projection"].items():
+        lines.append(f"| {name} ({REFERENCE_EPOCHS_RUN[name]} epochs) | {row['reference_epoch_seconds']:.0f} s | "
+                     f"{row['pipeline_epoch_seconds']:.0f} s | {row['reference_hours_reference_epochs']:.2f} h | "
+                     f"{row['pipeline_hours_reference_epochs']:.2f} h |")
+        for side in total:
+            total[side] += row[f"{side}_hours_reference_epochs"]
+    lines.append(f"| all six | | | {total['reference']:.2f} h | {total['pipeline']:.2f} h |")
+    if report["failures"]:
+        lines += ["", "Below target: " + "; ".join(report["failures"])]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a few thousand images in all: for CI")
+    parser.add_argument("--models", nargs="+", default=REFERENCE_MODELS, choices=REFERENCE_MODELS)
+    parser.add_argument("--output-dir", type=Path, default=PROJECT_ROOT / "benchmarks" / "results")
+    parser.add_argument("--params", type=Path, default=PROJECT_ROOT / "params.yaml")
+    arguments = parser.parse_args(argv)
+    mode_name = "quick" if arguments.quick else "full"
+    mode = MODES[mode_name]
+    params = load_params(arguments.params)
+    with tempfile.TemporaryDirectory(prefix="benchmark-") as scratch:
+        overhead, project = measure_pipeline_overhead(params, arguments.models, Path(scratch))
+        arrays = load_arrays(project / "data" / "split" / "fashion", ["train_images", "train_labels", "validation_images"])
+        images, labels = arrays["train_images"][:mode["images"]], arrays["train_labels"][:mode["images"]]
+        training = measure_training(params, arguments.models, images, labels,
+                                    arrays["validation_images"][:mode["images"]], mode)
+    report = {
+        "mode": mode_name, "images_per_epoch": mode["images"],
+        "date": datetime.date.today().isoformat(),
+        "machine": f"{os.cpu_count()} CPU cores, {platform.machine()}, no GPU" if not tf.config.list_physical_devices("GPU")
+        else f"{os.cpu_count()} CPU cores + GPU",
+        "library_versions": library_versions(), "targets": TARGETS,
+        "training": training, "overhead": overhead, "projection": projection(training),
+    }
+    report["failures"] = check_targets(report, 0.8 if arguments.quick else 1.0)
+    arguments.output_dir.mkdir(parents=True, exist_ok=True)
+    stem = "benchmark-quick" if arguments.quick else "benchmark"
+    (arguments.output_dir / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
+    (arguments.output_dir / f"{stem}.md").write_text(markdown(report))
+    print(markdown(report))
+    return 1 if report["failures"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

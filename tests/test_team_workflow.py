@@ -1,0 +1,207 @@
+"""The team workflow against real remotes: one clone trains and pushes, fresh clones pull.
+
+A bare git repository plays the team's git server. Clone A runs the pipeline (small limits)
+once; the tests then share its results through a local/shared directory, an OpenSSH server and
+an S3-compatible server, all on 127.0.0.1, and check that a fresh clone never trains.
+"""
+from __future__ import annotations
+
+import filecmp
+import json
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from helpers import copy_project, dvc, git, run, set_value, stages_run, tool_environment
+from servers import openssh_server, s3_server
+
+pytestmark = pytest.mark.end_to_end
+
+BUCKET = "team-dvc"
+TIMINGS: dict[str, float] = {}
+
+
+def timed(name: str, command: list[str], cwd: Path, env: dict, check: bool = True) -> str:
+    start = time.perf_counter()
+    output = run(command, cwd, env, check=check)
+    TIMINGS[name] = round(time.perf_counter() - start, 1)
+    return output
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory):
+    root = tmp_path_factory.mktemp("servers")
+    with openssh_server(root / "ssh") as ssh, s3_server(BUCKET) as s3:
+        yield {"ssh": ssh, "s3": s3, "root": root}
+
+
+@pytest.fixture(scope="module")
+def team(tmp_path_factory, project_root, servers):
+    """Clone A: remotes configured (credentials only in config.local/env), pipeline run, pushed to git."""
+    root = tmp_path_factory.mktemp("team")
+    origin = root / "origin.git"
+    env = tool_environment(HOME=servers["ssh"]["home"], **servers["s3"]["credentials"])
+    run(["git", "init", "-q", "--bare", "-b", "main", str(origin)], root, env)
+    clone_a = copy_project(project_root, root / "a")
+    run(["git", "remote", "add", "origin", str(origin)], clone_a, env)
+    ssh = servers["ssh"]
+    remotes = {
+        "team": str(root / "shared-directory"),
+        "ssh": f"ssh://{ssh['user']}@127.0.0.1:{ssh['port']}{root / 'ssh-storage'}",
+        "s3": f"s3://{BUCKET}/dvc-cache",
+    }
+    run(dvc("remote", "add", "--default", "team", remotes["team"]), clone_a, env)
+    run(dvc("remote", "add", "ssh", remotes["ssh"]), clone_a, env)
+    run(dvc("remote", "add", "s3", remotes["s3"]), clone_a, env)
+    run(dvc("remote", "modify", "s3", "endpointurl", servers["s3"]["endpoint"]), clone_a, env)
+    for name in remotes:  # re-hash what is downloaded, so a corrupted remote object is never used
+        run(dvc("remote", "modify", name, "verify", "true"), clone_a, env)
+    run(dvc("remote", "modify", "--local", "ssh", "keyfile", ssh["keyfile"]), clone_a, env)
+    committed_config = (clone_a / ".dvc" / "config").read_text()
+    assert "keyfile" not in committed_config and "secret" not in committed_config.lower()
+
+    start = time.perf_counter()
+    output = run(dvc("repro"), clone_a, env)
+    TIMINGS["clone A: dvc repro (whole pipeline, small limits)"] = round(time.perf_counter() - start, 1)
+    assert "train@fmnist_1" in stages_run(output)
+    run(git("add", "-A"), clone_a, env)
+    run(git("commit", "-qm", "Run the pipeline"), clone_a, env)
+    run(git("push", "-q", "origin", "main"), clone_a, env)
+    yield {"root": root, "origin": origin, "a": clone_a, "env": env, "remotes": remotes}
+    print("\nteam workflow timings (s):", json.dumps(TIMINGS, indent=2))
+
+
+def fresh_clone(team: dict, name: str) -> Path:
+    """A new clone in its own directory: its own, empty DVC cache."""
+    clone = team["root"] / name
+    run(["git", "clone", "-q", "-b", "main", str(team["origin"]), str(clone)], team["root"], team["env"])
+    assert not (clone / ".dvc" / "cache").exists()
+    return clone
+
+
+def lock_outputs(clone: Path) -> dict[str, str]:
+    lock = yaml.safe_load((clone / "dvc.lock").read_text())
+    return {out["path"]: out["md5"] for stage in lock["stages"].values() for out in stage.get("outs", [])}
+
+
+def model_object(team: dict, remote_root: Path, model: str) -> Path:
+    md5 = lock_outputs(team["a"])[f"models/{model}.keras"]
+    return remote_root / "files" / "md5" / md5[:2] / md5[2:]
+
+
+def assert_up_to_date_without_training(clone: Path, reference: Path, env: dict, label: str) -> None:
+    started = time.time()
+    output = timed(f"{label}: dvc repro", dvc("repro"), clone, env)
+    assert stages_run(output) == set(), output
+    assert "Data and pipelines are up to date" in run(dvc("status"), clone, env)
+    assert json.loads(run(dvc("metrics", "diff", "--json"), clone, env)) == {}
+    head = run(["git", "rev-parse", "HEAD"], clone, env)
+    assert head == run(["git", "rev-parse", "HEAD"], reference, env)
+    for model in ("fmnist_1", "multitask"):
+        pulled = clone / "models" / f"{model}.keras"
+        assert filecmp.cmp(pulled, reference / "models" / f"{model}.keras", shallow=False)
+        assert pulled.stat().st_mtime < started, "repro must not have rewritten the pulled model"
+    for metrics in (reference / "metrics").glob("*.json"):
+        assert filecmp.cmp(metrics, clone / "metrics" / metrics.name, shallow=False)
+
+
+def test_shared_directory_remote_team_workflow(team):
+    clone_a, env = team["a"], team["env"]
+    # A queues an experiment, runs the queue, and shares results, run cache and experiment.
+    run(dvc("exp", "run", "--queue", "-n", "lr-queued", "-S", "models.fmnist_3.training.learning_rate=0.0005"),
+        clone_a, env)
+    experiment_output = run(dvc("exp", "run", "--run-all"), clone_a, env)
+    assert "train@fmnist_3" in stages_run(experiment_output)
+    timed("clone A: dvc push --run-cache (shared directory)", dvc("push", "--run-cache"), clone_a, env)
+    run(dvc("exp", "push", "origin", "lr-queued"), clone_a, env)
+
+    clone_b = fresh_clone(team, "b")
+    timed("clone B: dvc pull (shared directory)", dvc("pull"), clone_b, env)
+    assert_up_to_date_without_training(clone_b, clone_a, env, "clone B (shared directory)")
+
+    # The queued experiment travels through git and the remote.
+    run(dvc("exp", "pull", "origin", "lr-queued"), clone_b, env)
+    assert "lr-queued" in run(dvc("exp", "list", "--name-only"), clone_b, env)
+
+    # The run cache: asking for the experiment's params restores its outputs instead of training.
+    set_value(clone_b / "params.yaml", r"(  fmnist_3:.*?learning_rate: )0\.001", r"\g<1>0.0005")
+    output = run(dvc("repro", "--pull"), clone_b, env)
+    assert "Stage 'train@fmnist_3' is cached - skipping run" in output, output
+    # Evaluation writes git-tracked files, whose content `dvc push --run-cache` does not carry, so
+    # it is recomputed from the restored model (seconds), and so is the aggregate; training is not.
+    assert stages_run(output) <= {"evaluate@fmnist_3", "aggregate"}, output
+    run(["git", "checkout", "params.yaml"], clone_b, env)
+    run(dvc("checkout"), clone_b, env)
+
+    # B changes one model: only that model retrains; A then gets B's model without training.
+    set_value(clone_b / "params.yaml", r"(  fmnist_3:.*?learning_rate: )0\.001", r"\g<1>0.003")
+    assert stages_run(run(dvc("repro"), clone_b, env)) == {"train@fmnist_3", "evaluate@fmnist_3", "aggregate"}
+    run(git("commit", "-qam", "fmnist_3: learning rate 0.003"), clone_b, env)
+    run(git("push", "-q", "origin", "main"), clone_b, env)
+    run(dvc("push"), clone_b, env)
+
+    run(git("pull", "-q", "--ff-only", "origin", "main"), clone_a, env)
+    run(dvc("pull"), clone_a, env)
+    assert filecmp.cmp(clone_a / "models" / "fmnist_3.keras", clone_b / "models" / "fmnist_3.keras", shallow=False)
+    assert stages_run(run(dvc("repro"), clone_a, env)) == set()
+
+
+@pytest.mark.parametrize("remote", ["ssh", "s3"])
+def test_network_remote_team_workflow(team, remote):
+    clone_a, env = team["a"], team["env"]
+    timed(f"clone A: dvc push --run-cache ({remote})", dvc("push", "--run-cache", "-r", remote), clone_a, env)
+    clone_b = fresh_clone(team, f"b-{remote}")
+    if remote == "ssh":  # the key lives in config.local, never in the committed config
+        keyfile = yaml.safe_load(run(dvc("config", "--local", "--list"), clone_a, env).replace("=", ": ")
+                                 )["remote.ssh.keyfile"]
+        run(dvc("remote", "modify", "--local", "ssh", "keyfile", keyfile), clone_b, env)
+    timed(f"clone B: dvc pull ({remote})", dvc("pull", "-r", remote), clone_b, env)
+    assert_up_to_date_without_training(clone_b, clone_a, env, f"clone B ({remote})")
+
+
+def test_corrupted_remote_object_is_detected_on_pull(team):
+    clone_a, env = team["a"], team["env"]
+    shared = Path(team["remotes"]["team"])
+    damaged = team["root"] / "damaged-directory"
+    subprocess.run(["cp", "-r", str(shared), str(damaged)], check=True)
+    corrupted = model_object(team, damaged, "fmnist_1")
+    corrupted.chmod(0o644)
+    with corrupted.open("r+b") as handle:
+        handle.seek(100)
+        handle.write(b"bit rot")
+    clone = fresh_clone(team, "c-corrupted")
+    run(dvc("remote", "add", "--local", "--force", "team", str(damaged)), clone, env)
+    output = run(dvc("pull"), clone, env, check=False)
+    md5 = corrupted.parent.name + corrupted.name
+    assert md5 in output and "models/fmnist_1.keras" in output, output
+    assert not (clone / "models" / "fmnist_1.keras").exists(), "corrupted data must not be checked out"
+    assert (clone / "models" / "fmnist_2.keras").exists(), "intact objects are still pulled"
+
+
+def test_interrupted_push_resumes(team):
+    clone_a, env = team["a"], team["env"]
+    target = team["root"] / "interrupted-directory"
+    run(dvc("remote", "add", "--local", "interrupted", str(target)), clone_a, env)
+    push = subprocess.Popen(dvc("push", "-r", "interrupted"), cwd=clone_a, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not any((target / "files").rglob("*")) if (target / "files").exists() else True:
+        assert push.poll() is None, "push finished before it could be interrupted"
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    push.send_signal(signal.SIGKILL)
+    push.wait()
+    assert push.returncode == -signal.SIGKILL
+    pushed_before = sum(1 for path in (target / "files").rglob("*") if path.is_file())
+    output = run(dvc("push", "-r", "interrupted"), clone_a, env)
+    assert "pushed" in output
+    total = sum(1 for path in (target / "files").rglob("*") if path.is_file())
+    assert pushed_before < total
+    clone = fresh_clone(team, "d-resumed")
+    run(dvc("remote", "add", "--local", "--force", "team", str(target)), clone, env)
+    run(dvc("pull"), clone, env)
+    assert_up_to_date_without_training(clone, clone_a, env, "clone after resumed push")
