@@ -38,3 +38,9 @@ def test_readme_opens_with_the_two_commands(project_root):
     first_block = code_blocks[1]
     assert "dvc repro" in first_block and "bash .ci/run" not in first_block
     assert "pytest" in code_blocks[3] or "pytest" in first_block
+
+
+def test_readme_shows_the_latest_full_benchmark(project_root):
+    table = (project_root / "benchmarks" / "results" / "benchmark.md").read_text()
+    assert table.startswith("Benchmark (full mode")
+    assert table in (project_root / "README.md").read_text()
