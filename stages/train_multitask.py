@@ -8,15 +8,11 @@ import argparse
 import sys
 from pathlib import Path
 
-import cnn_comparison  # noqa: F401  (quiets TensorFlow's start-up logging before dvclive imports it)
-from dvclive import Live
-from dvclive.keras import DVCLiveCallback
-
 from cnn_comparison.arrays import load_arrays
-from cnn_comparison.atomic import staged_path
 from cnn_comparison.builder import build_multitask
+from cnn_comparison.live import train_logged_and_saved
 from cnn_comparison.params import effective_epochs, load_params, parse_limits, parse_recipe
-from cnn_comparison.training import take_first, train_multitask, training_summary
+from cnn_comparison.training import take_first, train_multitask
 
 ARRAY_NAMES = ["train_images", "train_labels", "validation_images", "validation_labels"]
 
@@ -51,12 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"[train multitask] {model.count_params():,} parameters, tasks "
           + ", ".join(f"{task}: {len(arrays['train_labels'])} training images" for task, arrays in task_arrays.items())
           + f", up to {epochs} epochs, batch {recipe.batch_size}", flush=True)
-    with staged_path(arguments.live_dir, directory=True) as live_dir, staged_path(arguments.model_path) as model_path:
-        live = Live(dir=str(live_dir), save_dvc_exp=False, dvcyaml=None, report=None)
-        history, seconds = train_multitask(model, task_arrays, recipe, epochs, [DVCLiveCallback(live=live)])
-        live.summary.update(training_summary(history, seconds, model, recipe.early_stopping_patience))
-        live.make_summary()
-        model.save(model_path)
+    history, seconds = train_logged_and_saved(
+        model, recipe, lambda callbacks: train_multitask(model, task_arrays, recipe, epochs, callbacks),
+        arguments.model_path, arguments.live_dir)
     print(f"[train multitask] {len(history.epoch)} epochs in {seconds:.1f} s -> {arguments.model_path}")
     return 0
 
