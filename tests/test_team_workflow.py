@@ -164,7 +164,7 @@ def test_network_remote_team_workflow(team, remote):
 
 
 def test_corrupted_remote_object_is_detected_on_pull(team):
-    clone_a, env = team["a"], team["env"]
+    env = team["env"]
     shared = Path(team["remotes"]["team"])
     damaged = team["root"] / "damaged-directory"
     subprocess.run(["cp", "-r", str(shared), str(damaged)], check=True)

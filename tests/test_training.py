@@ -1,4 +1,3 @@
-import keras
 import numpy as np
 
 from cnn_comparison.builder import build_multitask
