@@ -60,6 +60,8 @@ def copy_project(project_root: Path, destination: Path, limits: dict = SMALL_LIM
         set_value(destination / "params.yaml", rf"^  {name}: null", f"  {name}: {value}")
     env = tool_environment()
     run(["git", "init", "-q", "-b", "main"], destination, env)
+    # Link workspace files to the DVC cache instead of copying them: each copy holds ~1 GB of arrays.
+    run(dvc("config", "cache.type", "hardlink,symlink"), destination, env)
     run(git("add", "-A"), destination, env)
     run(git("commit", "-qm", "project copy with small limits"), destination, env)
     return destination

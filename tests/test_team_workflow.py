@@ -167,12 +167,12 @@ def test_corrupted_remote_object_is_detected_on_pull(team):
     env = team["env"]
     shared = Path(team["remotes"]["team"])
     damaged = team["root"] / "damaged-directory"
-    subprocess.run(["cp", "-r", str(shared), str(damaged)], check=True)
+    subprocess.run(["cp", "-al", str(shared), str(damaged)], check=True)  # hard links: no extra space
     corrupted = model_object(team, damaged, "fmnist_1")
-    corrupted.chmod(0o644)
-    with corrupted.open("r+b") as handle:
-        handle.seek(100)
-        handle.write(b"bit rot")
+    content = bytearray(corrupted.read_bytes())
+    content[100:107] = b"bit rot"
+    corrupted.unlink()  # a new file, so the shared remote's object stays intact
+    corrupted.write_bytes(bytes(content))
     clone = fresh_clone(team, "c-corrupted")
     run(dvc("remote", "add", "--local", "--force", "team", str(damaged)), clone, env)
     output = run(dvc("pull"), clone, env, check=False)
