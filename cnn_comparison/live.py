@@ -1,6 +1,7 @@
 """Run a training function with DVCLive logging and save its model, all or nothing."""
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -20,8 +21,11 @@ def train_logged_and_saved(model: keras.Model, recipe: Recipe, train: Trainer, m
     """``train(callbacks)`` fits ``model``; logs and model appear at their paths only if it finishes."""
     with staged_path(live_dir, directory=True) as staged_live_dir, staged_path(model_path) as staged_model_path:
         live = Live(dir=str(staged_live_dir), save_dvc_exp=False, dvcyaml=None, report=None)
+        cpu_start = time.process_time()
         history, seconds = train([DVCLiveCallback(live=live)])
         live.summary.update(training_summary(history, seconds, model, recipe.early_stopping_patience))
+        # CPU time of every thread in this process: comparable across runs even when the machine is shared.
+        live.summary["training_cpu_seconds"] = round(time.process_time() - cpu_start, 1)
         live.make_summary()
         model.save(staged_model_path)
     return history, seconds

@@ -51,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         "model": arguments.model,
         "dataset": dataset,
         "training_time_seconds": training["training_time_seconds"],
+        "training_cpu_seconds": training["training_cpu_seconds"],
         "epochs_run": training["epochs_run"],
         "epoch_of_saved_weights": training["epoch_of_saved_weights"],
         "parameter_count": training["parameter_count"],

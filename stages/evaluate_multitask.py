@@ -59,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         "model": "multitask",
         **results,
         "training_time_seconds": training["training_time_seconds"],
+        "training_cpu_seconds": training["training_cpu_seconds"],
         "epochs_run": training["epochs_run"],
         "parameter_count": training["parameter_count"],
         "seed": config["training"]["seed"],

@@ -41,7 +41,7 @@ def test_metrics_files_are_sane(project, params):
             assert 0.0 <= metrics[key] <= 1.0, (name, key)
         assert metrics["accuracy"] > 0.1 or entry["training"]["augmentation"]["enabled"], name  # chance is 0.1
         assert metrics["loss"] > 0 and metrics["samples"] == LIMITS["max_eval_samples"]
-        assert metrics["epochs_run"] == 1 and metrics["training_time_seconds"] > 0
+        assert metrics["epochs_run"] == 1 and metrics["training_time_seconds"] > 0 and metrics["training_cpu_seconds"] > 0
         provenance = metrics["provenance"][0]
         assert provenance["params"] == entry and provenance["limits"] == LIMITS
         assert provenance["library_versions"]["tensorflow"].startswith("2.")
