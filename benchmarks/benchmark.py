@@ -39,13 +39,12 @@ from cnn_comparison.arrays import load_arrays
 from cnn_comparison.builder import build_sequential
 from cnn_comparison.params import load_params, parse_recipe
 from cnn_comparison.provenance import library_versions
+from cnn_comparison.results import REFERENCE_EPOCHS_RUN
 from cnn_comparison.sources import FILE_KEYS, acquire
 from cnn_comparison.training import PREDICTION_BATCH_SIZE, compile_single_task, make_dataset, training_dataset
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 REFERENCE_MODELS = ["fmnist_1", "fmnist_2", "fmnist_3", "fmnist_4", "fmnist_5", "fmnist_6"]
-# Epochs the reference run actually took (early stopping), from reference/cnn_comparison_report.md.
-REFERENCE_EPOCHS_RUN = {"fmnist_1": 10, "fmnist_2": 10, "fmnist_3": 24, "fmnist_4": 19, "fmnist_5": 50, "fmnist_6": 36}
 TARGETS = {"plain_throughput_ratio": 1.0, "augmented_throughput_ratio": 1.5,
            "noop_repro_seconds": 3.0, "data_stages_seconds": 30.0, "evaluate_seconds": 10.0}
 MODES = {  # images per epoch; measured epochs per side after one warm-up epoch

@@ -15,6 +15,7 @@ COMPARISON_COLUMNS = {
     "f1_macro": "f1",
     "loss": "test_loss",
     "training_time_seconds": "training_time_seconds",
+    "training_cpu_seconds": "training_cpu_seconds",
     "parameter_count": "parameter_count",
     "epochs_run": "epochs_run",
 }
@@ -39,7 +40,8 @@ def comparison_markdown(table: pd.DataFrame, best: Mapping[str, str]) -> str:
     shown = table.copy()
     for column in ("test_accuracy", "precision", "recall", "f1", "test_loss"):
         shown[column] = shown[column].map(lambda value: f"{value:.4f}")
-    shown["training_time_seconds"] = shown["training_time_seconds"].map(lambda value: f"{value:.1f}")
+    for column in ("training_time_seconds", "training_cpu_seconds"):
+        shown[column] = shown[column].map(lambda value: f"{value:.1f}")
     shown["parameter_count"] = shown["parameter_count"].map(lambda value: f"{value:,}")
     lines = [shown.to_markdown(index=False), ""]
     lines += [f"Best model on {dataset}: **{model}**" for dataset, model in best.items()]

@@ -1,11 +1,16 @@
 """Test-set metrics and the text report, computed with scikit-learn."""
 from __future__ import annotations
 
+import os
 from typing import Sequence
 
 import numpy as np
+import pandas as pd
 from sklearn.metrics import (accuracy_score, classification_report, confusion_matrix, log_loss,
                              precision_recall_fscore_support)
+
+from cnn_comparison import atomic
+from cnn_comparison.figures import confusion_figure, save_figure
 
 
 def classification_metrics(labels: np.ndarray, probabilities: np.ndarray, class_names: Sequence[str]) -> dict:
@@ -40,3 +45,15 @@ def confusion_rows(labels: np.ndarray, predictions: np.ndarray, class_names: Seq
     """One row per test example, the shape DVC's ``confusion`` template expects."""
     return [{"actual": class_names[int(actual)], "predicted": class_names[int(predicted)]}
             for actual, predicted in zip(labels, predictions)]
+
+
+def write_classification_outputs(title: str, figure_title: str, labels: np.ndarray, predictions: np.ndarray,
+                                 class_names: Sequence[str], report_path: str | os.PathLike,
+                                 confusion_csv: str | os.PathLike, confusion_png: str | os.PathLike) -> str:
+    """The text report, DVC confusion-plot CSV and confusion PNG every evaluated head gets; returns the report."""
+    report = report_text(title, labels, predictions, class_names)
+    atomic.write_text(report_path, report)
+    atomic.write_text(confusion_csv, pd.DataFrame(confusion_rows(labels, predictions, class_names)).to_csv(index=False))
+    save_figure(confusion_figure(confusion(labels, predictions, len(class_names)), class_names, figure_title),
+                confusion_png)
+    return report

@@ -12,12 +12,11 @@ import time
 from pathlib import Path
 
 import keras
-import pandas as pd
 
 from cnn_comparison import atomic
 from cnn_comparison.arrays import load_arrays
-from cnn_comparison.evaluation import classification_metrics, confusion, confusion_rows, report_text
-from cnn_comparison.figures import confusion_figure, sample_grid_figure, save_figure
+from cnn_comparison.evaluation import classification_metrics, write_classification_outputs
+from cnn_comparison.figures import sample_grid_figure, save_figure
 from cnn_comparison.params import load_params, model_entry, parse_limits
 from cnn_comparison.provenance import provenance
 from cnn_comparison.training import PREDICTION_BATCH_SIZE, take_first
@@ -60,12 +59,9 @@ def main(argv: list[str] | None = None) -> int:
         "provenance": provenance(entry, params),
     })
     atomic.write_json(arguments.metrics_json, metrics)
-    report = report_text(title, labels, predictions, class_names)
-    atomic.write_text(arguments.report_txt, report)
-    rows = pd.DataFrame(confusion_rows(labels, predictions, class_names))
-    atomic.write_text(arguments.confusion_csv, rows.to_csv(index=False))
-    save_figure(confusion_figure(confusion(labels, predictions, len(class_names)), class_names,
-                                 f"{arguments.model}: test confusion matrix"), arguments.confusion_png)
+    report = write_classification_outputs(title, f"{arguments.model}: test confusion matrix", labels, predictions,
+                                          class_names, arguments.report_txt, arguments.confusion_csv,
+                                          arguments.confusion_png)
     save_figure(sample_grid_figure(images, labels, predictions, class_names), arguments.samples_png)
     print(report)
     print(f"[evaluate {arguments.model}] accuracy {metrics['accuracy']:.4f}, macro F1 {metrics['f1_macro']:.4f}, "

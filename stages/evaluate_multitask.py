@@ -12,12 +12,10 @@ import time
 from pathlib import Path
 
 import keras
-import pandas as pd
 
 from cnn_comparison import atomic
 from cnn_comparison.arrays import load_arrays
-from cnn_comparison.evaluation import classification_metrics, confusion, confusion_rows, report_text
-from cnn_comparison.figures import confusion_figure, save_figure
+from cnn_comparison.evaluation import classification_metrics, write_classification_outputs
 from cnn_comparison.params import load_params, parse_limits
 from cnn_comparison.provenance import provenance
 from cnn_comparison.training import PREDICTION_BATCH_SIZE, take_first
@@ -49,11 +47,9 @@ def main(argv: list[str] | None = None) -> int:
         results[task] = classification_metrics(labels, probabilities, class_names)
         results[task]["dataset"] = task_config["dataset"]
         results[task]["evaluation_time_seconds"] = round(time.perf_counter() - start, 2)
-        report = report_text(task_config["report_title"], labels, predictions, class_names)
-        atomic.write_text(report_path, report)
-        atomic.write_text(confusion_csv, pd.DataFrame(confusion_rows(labels, predictions, class_names)).to_csv(index=False))
-        save_figure(confusion_figure(confusion(labels, predictions, len(class_names)), class_names,
-                                     f"multitask, {task} head: test confusion matrix"), confusion_png)
+        report = write_classification_outputs(task_config["report_title"], f"multitask, {task} head: test confusion matrix",
+                                              labels, predictions, class_names, report_path, confusion_csv,
+                                              confusion_png)
         print(report)
     atomic.write_json(arguments.metrics_json, {
         "model": "multitask",

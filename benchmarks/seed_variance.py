@@ -1,0 +1,99 @@
+"""How much do the study-2 accuracies move with the seed, and with more training data?
+
+Retrains the dedicated models and the multitask model from params.yaml on full data with several
+seeds, exactly as the train stages do (same builder, recipe and tf.data path), and evaluates each
+on the test set. With ``--all-training-data`` the 20% validation split is added to the training
+images (the reference's likely setup, as it reports no validation), to see whether that closes
+a gap. Used to explain the README's gaps to the reference; takes minutes, not part of the pipeline.
+
+Usage: python benchmarks/seed_variance.py [--seeds 42 43 44] [--all-training-data] [--output PATH]
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from cnn_comparison import atomic
+from cnn_comparison.arrays import load_arrays
+from cnn_comparison.builder import build_multitask, build_sequential
+from cnn_comparison.params import load_params, parse_recipe
+from cnn_comparison.provenance import library_versions
+from cnn_comparison.training import PREDICTION_BATCH_SIZE, train_multitask, train_single_task
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+SPLIT_ARRAYS = ["train_images", "train_labels", "validation_images", "validation_labels"]
+
+
+def training_arrays(dataset: str, all_training_data: bool) -> dict[str, np.ndarray]:
+    arrays = load_arrays(PROJECT_ROOT / "data" / "split" / dataset, SPLIT_ARRAYS)
+    if all_training_data:
+        arrays["train_images"] = np.concatenate([arrays["train_images"], arrays["validation_images"]])
+        arrays["train_labels"] = np.concatenate([arrays["train_labels"], arrays["validation_labels"]])
+    return arrays
+
+
+def test_accuracy(probabilities: np.ndarray, labels: np.ndarray) -> float:
+    return float((probabilities.argmax(axis=1) == labels).mean())
+
+
+def run_once(params: dict, seed: int, all_training_data: bool) -> dict[str, float]:
+    """One seed: both dedicated models and the multitask model; accuracy per (model, task)."""
+    tasks = params["multitask"]["tasks"]
+    test = {task: load_arrays(PROJECT_ROOT / "data" / "prepared" / config["dataset"], ["test_images", "test_labels"])
+            for task, config in tasks.items()}
+    arrays = {task: training_arrays(config["dataset"], all_training_data) for task, config in tasks.items()}
+    accuracies = {}
+    for task, config in tasks.items():
+        name = config["dedicated_model"]
+        entry = params["models"][name]
+        recipe = dataclasses.replace(parse_recipe(name, entry["training"]), seed=seed)
+        model = build_sequential(name, entry["layers"])
+        train_single_task(model, arrays[task], recipe, recipe.epochs, callbacks=[])
+        probabilities = model.predict(test[task]["test_images"], batch_size=PREDICTION_BATCH_SIZE, verbose=0)
+        accuracies[f"{name}/{task}"] = test_accuracy(probabilities, test[task]["test_labels"])
+    config = params["multitask"]
+    recipe = dataclasses.replace(parse_recipe("multitask.training", config["training"]), seed=seed)
+    model = build_multitask("multitask", config["trunk"], {task: config["heads"][task] for task in tasks})
+    train_multitask(model, arrays, recipe, recipe.epochs, callbacks=[])
+    for task in tasks:
+        probabilities = model.predict(test[task]["test_images"], batch_size=PREDICTION_BATCH_SIZE, verbose=0)[task]
+        accuracies[f"multitask/{task}"] = test_accuracy(probabilities, test[task]["test_labels"])
+    return accuracies
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44])
+    parser.add_argument("--all-training-data", action="store_true")
+    parser.add_argument("--params", type=Path, default=PROJECT_ROOT / "params.yaml")
+    parser.add_argument("--output", type=Path, default=None)
+    arguments = parser.parse_args(argv)
+    params = load_params(arguments.params)
+    variant = "all_training_data" if arguments.all_training_data else "recipe_as_in_params"
+    output = arguments.output or PROJECT_ROOT / "benchmarks" / "results" / f"seed_variance_{variant}.json"
+    runs = {}
+    for seed in arguments.seeds:
+        start = time.perf_counter()
+        runs[seed] = run_once(params, seed, arguments.all_training_data)
+        print(f"[seed {seed}] " + ", ".join(f"{key} {value:.4f}" for key, value in runs[seed].items())
+              + f" ({time.perf_counter() - start:.0f} s)", flush=True)
+    summary = {key: {"mean": round(statistics.mean(values), 4), "stdev": round(statistics.stdev(values), 4),
+                     "min": round(min(values), 4), "max": round(max(values), 4)}
+               for key in runs[arguments.seeds[0]]
+               if len(values := [runs[seed][key] for seed in arguments.seeds]) > 1}
+    atomic.write_json(output, {"variant": variant, "seeds": arguments.seeds, "runs": runs, "summary": summary,
+                               "library_versions": library_versions()})
+    for key, values in summary.items():
+        print(f"{key}: mean {values['mean']:.4f}, stdev {values['stdev']:.4f}, range {values['min']:.4f}-{values['max']:.4f}")
+    print(f"wrote {output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
