@@ -38,6 +38,7 @@ import tensorflow as tf
 from cnn_comparison.arrays import load_arrays
 from cnn_comparison.builder import build_sequential
 from cnn_comparison.params import load_params, parse_recipe
+from cnn_comparison.project import copy_tracked_files
 from cnn_comparison.provenance import library_versions
 from cnn_comparison.results import REFERENCE_EPOCHS_RUN
 from cnn_comparison.sources import FILE_KEYS, acquire
@@ -171,12 +172,7 @@ def write_params(path: Path, params: dict) -> None:
 
 def measure_pipeline_overhead(params: dict, model_names: list[str], workdir: Path) -> tuple[dict, Path]:
     """Data stages from a local mirror, a no-op repro, and the evaluate command on 10k test images."""
-    project = workdir / "project"
-    tracked = subprocess.run(["git", "ls-files"], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True)
-    for relative in tracked.stdout.splitlines():
-        if (PROJECT_ROOT / relative).is_file():
-            (project / relative).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(PROJECT_ROOT / relative, project / relative)
+    project = copy_tracked_files(PROJECT_ROOT, workdir / "project")
     mirror = workdir / "mirror"
     make_mirror(params, mirror)
     # The mirror is the first source here, so the download stages measure a local copy + checksums.

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+from cnn_comparison.project import copy_tracked_files
 
 SMALL_LIMITS = {"max_train_samples": 1000, "max_epochs": 1, "max_eval_samples": 500}
 GIT_IDENTITY = ["-c", "user.name=test", "-c", "user.email=test@example.com"]
@@ -50,12 +51,7 @@ def set_value(params_path: Path, pattern: str, replacement: str) -> None:
 
 def copy_project(project_root: Path, destination: Path, limits: dict = SMALL_LIMITS) -> Path:
     """Copy the git-tracked files, set small limits and commit them in a new repository."""
-    tracked = subprocess.run(["git", "ls-files"], cwd=project_root, capture_output=True, text=True, check=True)
-    for relative in tracked.stdout.splitlines():
-        source = project_root / relative
-        if source.is_file():
-            (destination / relative).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, destination / relative)
+    copy_tracked_files(project_root, destination)
     for name, value in limits.items():
         set_value(destination / "params.yaml", rf"^  {name}: null", f"  {name}: {value}")
     env = tool_environment()
