@@ -4,9 +4,9 @@ Retrains the dedicated models and the multitask model from params.yaml on full d
 seeds, exactly as the train stages do (same builder, recipe and tf.data path), and evaluates each
 on the test set. With ``--all-training-data`` the 20% validation split is added to the training
 images (the reference's likely setup, as it reports no validation), to see whether that closes
-a gap. Used to explain the README's gaps to the reference; takes minutes, not part of the pipeline.
+a gap; ``--epochs N`` overrides the recipes' epoch counts. Used to explain the README's gaps to the reference; takes minutes, not part of the pipeline.
 
-Usage: python benchmarks/seed_variance.py [--seeds 42 43 44] [--all-training-data] [--output PATH]
+Usage: python benchmarks/seed_variance.py [--seeds 42 43 44] [--all-training-data] [--epochs N] [--output PATH]
 """
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def test_accuracy(probabilities: np.ndarray, labels: np.ndarray) -> float:
     return float((probabilities.argmax(axis=1) == labels).mean())
 
 
-def run_once(params: dict, seed: int, all_training_data: bool) -> dict[str, float]:
+def run_once(params: dict, seed: int, all_training_data: bool, epochs: int | None) -> dict[str, float]:
     """One seed: both dedicated models and the multitask model; accuracy per (model, task)."""
     tasks = params["multitask"]["tasks"]
     test = {task: load_arrays(PROJECT_ROOT / "data" / "prepared" / config["dataset"], ["test_images", "test_labels"])
@@ -52,13 +52,15 @@ def run_once(params: dict, seed: int, all_training_data: bool) -> dict[str, floa
     for task, config in tasks.items():
         name = config["dedicated_model"]
         entry = params["models"][name]
-        recipe = dataclasses.replace(parse_recipe(name, entry["training"]), seed=seed)
+        recipe = parse_recipe(name, entry["training"])
+        recipe = dataclasses.replace(recipe, seed=seed, epochs=epochs or recipe.epochs)
         model = build_sequential(name, entry["layers"])
         train_single_task(model, arrays[task], recipe, recipe.epochs, callbacks=[])
         probabilities = model.predict(test[task]["test_images"], batch_size=PREDICTION_BATCH_SIZE, verbose=0)
         accuracies[f"{name}/{task}"] = test_accuracy(probabilities, test[task]["test_labels"])
     config = params["multitask"]
-    recipe = dataclasses.replace(parse_recipe("multitask.training", config["training"]), seed=seed)
+    recipe = parse_recipe("multitask.training", config["training"])
+    recipe = dataclasses.replace(recipe, seed=seed, epochs=epochs or recipe.epochs)
     model = build_multitask("multitask", config["trunk"], {task: config["heads"][task] for task in tasks})
     train_multitask(model, arrays, recipe, recipe.epochs, callbacks=[])
     for task in tasks:
@@ -71,23 +73,26 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44])
     parser.add_argument("--all-training-data", action="store_true")
+    parser.add_argument("--epochs", type=int, default=None, help="instead of each recipe's epochs")
     parser.add_argument("--params", type=Path, default=PROJECT_ROOT / "params.yaml")
     parser.add_argument("--output", type=Path, default=None)
     arguments = parser.parse_args(argv)
     params = load_params(arguments.params)
     variant = "all_training_data" if arguments.all_training_data else "recipe_as_in_params"
+    if arguments.epochs:
+        variant += f"_{arguments.epochs}_epochs"
     output = arguments.output or PROJECT_ROOT / "benchmarks" / "results" / f"seed_variance_{variant}.json"
     runs = {}
     for seed in arguments.seeds:
         start = time.perf_counter()
-        runs[seed] = run_once(params, seed, arguments.all_training_data)
+        runs[seed] = run_once(params, seed, arguments.all_training_data, arguments.epochs)
         print(f"[seed {seed}] " + ", ".join(f"{key} {value:.4f}" for key, value in runs[seed].items())
               + f" ({time.perf_counter() - start:.0f} s)", flush=True)
     summary = {key: {"mean": round(statistics.mean(values), 4), "stdev": round(statistics.stdev(values), 4),
                      "min": round(min(values), 4), "max": round(max(values), 4)}
                for key in runs[arguments.seeds[0]]
                if len(values := [runs[seed][key] for seed in arguments.seeds]) > 1}
-    atomic.write_json(output, {"variant": variant, "seeds": arguments.seeds, "runs": runs, "summary": summary,
+    atomic.write_json(output, {"variant": variant, "epochs": arguments.epochs, "seeds": arguments.seeds, "runs": runs, "summary": summary,
                                "library_versions": library_versions()})
     for key, values in summary.items():
         print(f"{key}: mean {values['mean']:.4f}, stdev {values['stdev']:.4f}, range {values['min']:.4f}-{values['max']:.4f}")
