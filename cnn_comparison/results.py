@@ -115,6 +115,28 @@ def multitask_results_markdown(params: Mapping, metrics_by_model: Mapping[str, M
     return _markdown_table(MULTITASK_HEADER, rows)
 
 
+def best_model(model_names: Sequence[str], metrics_by_model: Mapping[str, Mapping | None]) -> str | None:
+    """Highest test accuracy among the models trained on full data; ties go to the higher macro F1."""
+    trained = [name for name in model_names if (metrics := metrics_by_model.get(name)) and is_full_data(metrics)]
+    if not trained:
+        return None
+    return max(trained, key=lambda name: (metrics_by_model[name]["accuracy"], metrics_by_model[name]["f1_macro"]))
+
+
+def figures_markdown(best: str | None, curves_available: bool) -> str:
+    """The key figures: validation curves of every model (once all are trained) and the best model's confusion."""
+    lines = []
+    if curves_available:
+        lines.append("![Validation accuracy per epoch, every model](plots/validation_accuracy.png)")
+    else:
+        lines.append("Validation curves of all models (`plots/validation_accuracy.png`) appear once every model "
+                     "is trained on full data and the `aggregate` stage has run.")
+    if best:
+        lines += ["", f"Test confusion matrix of the best model so far, `{best}`:", "",
+                  f"![Test confusion matrix of {best}](plots/{best}_confusion.png)"]
+    return "\n".join(lines)
+
+
 def replace_section(text: str, name: str, content: str) -> str:
     """Swap what lies between ``<!-- results:NAME:start -->`` and ``<!-- results:NAME:end -->``."""
     start, end = f"<!-- results:{name}:start -->", f"<!-- results:{name}:end -->"
@@ -141,14 +163,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--readme", type=Path, default=Path("README.md"))
     parser.add_argument("--metrics", type=Path, default=Path("metrics"))
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument("--plots", type=Path, default=Path("plots"))
     parser.add_argument("--reference-report", type=Path, default=Path("reference/cnn_comparison_report.md"))
     parser.add_argument("--reference-output", type=Path, default=Path("reference/multitask_reference_output.txt"))
     arguments = parser.parse_args(argv)
     params = load_params(arguments.params)
     metrics = read_metrics(arguments.metrics, [*params["models"], "multitask"])
     text = arguments.readme.read_text()
+    models = single_task_study_models(params)
+    trained = [name for name in models if metrics[name] is not None and is_full_data(metrics[name])]
+    curves_available = len(trained) == len(models) and (arguments.plots / "validation_accuracy.png").is_file()
+    text = replace_section(text, "figures", figures_markdown(best_model(models, metrics), curves_available))
     text = replace_section(text, "cnn", cnn_results_markdown(
-        single_task_study_models(params), metrics, parse_reference_cnn_table(arguments.reference_report.read_text())))
+        models, metrics, parse_reference_cnn_table(arguments.reference_report.read_text())))
     text = replace_section(text, "multitask", multitask_results_markdown(
         params, metrics, parse_reference_accuracies(arguments.reference_output.read_text())))
     atomic.write_text(arguments.readme, text)

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from cnn_comparison.params import load_params
-from cnn_comparison.results import (NOT_TRAINED, cnn_results_markdown, is_full_data, parse_reference_accuracies,
+from cnn_comparison.results import (NOT_TRAINED, best_model, cnn_results_markdown, figures_markdown, is_full_data,
+                                    parse_reference_accuracies,
                                     parse_reference_cnn_table, replace_section, single_task_study_models)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -119,3 +120,14 @@ def test_replace_section_requires_exactly_one_marker_pair():
     assert replace_section(text, "cnn", "new") == "a\n<!-- results:cnn:start -->\nnew\n<!-- results:cnn:end -->\nb"
     with pytest.raises(ValueError, match="results:multitask:start"):
         replace_section(text, "multitask", "new")
+
+
+def test_best_model_ignores_limited_runs_and_breaks_ties_on_f1():
+    full = {"provenance": [{"limits": {"max_epochs": None}}]}
+    limited = {"provenance": [{"limits": {"max_epochs": 1}}]}
+    metrics = {"a": {**full, "accuracy": 0.93, "f1_macro": 0.92}, "b": {**full, "accuracy": 0.93, "f1_macro": 0.93},
+               "c": {**limited, "accuracy": 0.99, "f1_macro": 0.99}, "d": None}
+    assert best_model(["a", "b", "c", "d"], metrics) == "b"
+    assert best_model(["c", "d"], metrics) is None
+    assert "plots/b_confusion.png" in figures_markdown("b", curves_available=False)
+    assert "validation_accuracy.png)" not in figures_markdown("b", curves_available=False)
