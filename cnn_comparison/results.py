@@ -51,8 +51,10 @@ def parse_reference_accuracies(output_text: str) -> dict[str, str]:
     return accuracies
 
 
-def is_full_data(metrics: Mapping) -> bool:
-    """True when the run had no `limits`: every sample, every epoch of the recipe."""
+def is_full_data(metrics: Mapping | None) -> bool:
+    """True when there is a metrics file and its run had no `limits`: every sample, every epoch."""
+    if metrics is None:
+        return False
     limits = metrics["provenance"][0]["limits"]
     return all(value is None for value in limits.values())
 
@@ -74,7 +76,7 @@ def cnn_results_markdown(model_names: Sequence[str], metrics_by_model: Mapping[s
     for name in model_names:
         metrics = metrics_by_model.get(name)
         expected = reference.get(name)
-        if metrics is None or not is_full_data(metrics):
+        if not is_full_data(metrics):
             rows.append([f"`{name}`", "here", NOT_TRAINED] + [""] * (len(CNN_HEADER) - 3))
         else:
             rows.append([
@@ -105,7 +107,7 @@ def multitask_results_markdown(params: Mapping, metrics_by_model: Mapping[str, M
         )
         for label, metrics, head, title in candidates:
             expected = reference_accuracies[title]
-            if metrics is None or not is_full_data(metrics):
+            if not is_full_data(metrics):
                 rows.append([task, label, NOT_TRAINED, expected, "", "", ""])
                 continue
             scores = metrics[head] if head else metrics
@@ -117,7 +119,7 @@ def multitask_results_markdown(params: Mapping, metrics_by_model: Mapping[str, M
 
 def best_model(model_names: Sequence[str], metrics_by_model: Mapping[str, Mapping | None]) -> str | None:
     """Highest test accuracy among the models trained on full data; ties go to the higher macro F1."""
-    trained = [name for name in model_names if (metrics := metrics_by_model.get(name)) and is_full_data(metrics)]
+    trained = [name for name in model_names if is_full_data(metrics_by_model.get(name))]
     if not trained:
         return None
     return max(trained, key=lambda name: (metrics_by_model[name]["accuracy"], metrics_by_model[name]["f1_macro"]))
@@ -171,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     metrics = read_metrics(arguments.metrics, [*params["models"], "multitask"])
     text = arguments.readme.read_text()
     models = single_task_study_models(params)
-    trained = [name for name in models if metrics[name] is not None and is_full_data(metrics[name])]
+    trained = [name for name in models if is_full_data(metrics[name])]
     curves_available = len(trained) == len(models) and (arguments.plots / "validation_accuracy.png").is_file()
     text = replace_section(text, "figures", figures_markdown(best_model(models, metrics), curves_available))
     text = replace_section(text, "cnn", cnn_results_markdown(
