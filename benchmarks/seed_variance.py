@@ -22,6 +22,7 @@ import numpy as np
 from cnn_comparison import atomic
 from cnn_comparison.arrays import load_arrays
 from cnn_comparison.builder import build_multitask, build_sequential
+from cnn_comparison.evaluation import classification_metrics
 from cnn_comparison.params import load_params, parse_recipe
 from cnn_comparison.provenance import library_versions
 from cnn_comparison.training import PREDICTION_BATCH_SIZE, train_multitask, train_single_task
@@ -39,7 +40,9 @@ def training_arrays(dataset: str, all_training_data: bool) -> dict[str, np.ndarr
 
 
 def test_accuracy(probabilities: np.ndarray, labels: np.ndarray) -> float:
-    return float((probabilities.argmax(axis=1) == labels).mean())
+    """The evaluate stages' accuracy (one definition), from predicted class probabilities."""
+    class_names = [str(index) for index in range(probabilities.shape[1])]
+    return classification_metrics(labels, probabilities, class_names)["accuracy"]
 
 
 def run_once(params: dict, seed: int, all_training_data: bool, epochs: int | None) -> dict[str, float]:
