@@ -44,12 +44,29 @@ def sample_grid_figure(images: np.ndarray, labels: np.ndarray, predictions: np.n
     return figure
 
 
-def curves_figure(table: pd.DataFrame, title: str, y_label: str) -> plt.Figure:
-    """One line per column of ``table`` (indexed by epoch)."""
+def curves_figure(table: pd.DataFrame, title: str, y_label: str, outlier_fence: float = 3.0) -> plt.Figure:
+    """One line per column of ``table`` (indexed by epoch).
+
+    The y-axis leaves out values more than ``outlier_fence`` interquartile ranges beyond the
+    quartiles (Tukey's fences), so a first epoch far off (validation accuracy 0.15 before batch
+    normalization settles) does not squeeze every curve into a thin band; the title says how
+    many points that leaves off the scale.
+    """
     figure, axis = plt.subplots(figsize=(10, 5))
     for column in table.columns:
         series = table[column].dropna()
         axis.plot(series.index, series.values, marker=".", label=column)
+    values = table.to_numpy(dtype=float).ravel()
+    values = values[~np.isnan(values)]
+    if values.size:
+        first_quartile, third_quartile = np.quantile(values, [0.25, 0.75])
+        fence = outlier_fence * (third_quartile - first_quartile)
+        shown = values[(values >= first_quartile - fence) & (values <= third_quartile + fence)]
+        margin = 0.05 * (shown.max() - shown.min()) or 0.01
+        axis.set_ylim(shown.min() - margin, shown.max() + margin)
+        off_scale = values.size - shown.size
+        if off_scale:
+            title = f"{title} ({off_scale} off-scale point{'s' if off_scale > 1 else ''} not shown)"
     axis.set_xlabel("Epoch")
     axis.set_ylabel(y_label)
     axis.set_title(title)

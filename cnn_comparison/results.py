@@ -134,7 +134,8 @@ def figures_markdown(best: str | None, curves_available: bool) -> str:
         lines.append("Validation curves of all models (`plots/validation_accuracy.png`) appear once every model "
                      "is trained on full data and the `aggregate` stage has run.")
     if best:
-        lines += ["", f"Test confusion matrix of the best model so far, `{best}`:", "",
+        so_far = "" if curves_available else " so far"
+        lines += ["", f"Test confusion matrix of the best model{so_far}, `{best}`:", "",
                   f"![Test confusion matrix of {best}](plots/{best}_confusion.png)"]
     return "\n".join(lines)
 
