@@ -39,18 +39,13 @@ def training_arrays(dataset: str, all_training_data: bool) -> dict[str, np.ndarr
     return arrays
 
 
-def test_accuracy(probabilities: np.ndarray, labels: np.ndarray) -> float:
-    """The evaluate stages' accuracy (one definition), from predicted class probabilities."""
-    class_names = [str(index) for index in range(probabilities.shape[1])]
-    return classification_metrics(labels, probabilities, class_names)["accuracy"]
-
-
 def run_once(params: dict, seed: int, all_training_data: bool, epochs: int | None) -> dict[str, float]:
     """One seed: both dedicated models and the multitask model; accuracy per (model, task)."""
     tasks = params["multitask"]["tasks"]
     test = {task: load_arrays(PROJECT_ROOT / "data" / "prepared" / config["dataset"], ["test_images", "test_labels"])
             for task, config in tasks.items()}
     arrays = {task: training_arrays(config["dataset"], all_training_data) for task, config in tasks.items()}
+    class_names = {task: params["datasets"][config["dataset"]]["class_names"] for task, config in tasks.items()}
     accuracies = {}
     for task, config in tasks.items():
         name = config["dedicated_model"]
@@ -60,7 +55,8 @@ def run_once(params: dict, seed: int, all_training_data: bool, epochs: int | Non
         model = build_sequential(name, entry["layers"])
         train_single_task(model, arrays[task], recipe, recipe.epochs, callbacks=[])
         probabilities = model.predict(test[task]["test_images"], batch_size=PREDICTION_BATCH_SIZE, verbose=0)
-        accuracies[f"{name}/{task}"] = test_accuracy(probabilities, test[task]["test_labels"])
+        accuracies[f"{name}/{task}"] = classification_metrics(
+            test[task]["test_labels"], probabilities, class_names[task])["accuracy"]
     config = params["multitask"]
     recipe = parse_recipe("multitask.training", config["training"])
     recipe = dataclasses.replace(recipe, seed=seed, epochs=epochs or recipe.epochs)
@@ -68,7 +64,8 @@ def run_once(params: dict, seed: int, all_training_data: bool, epochs: int | Non
     train_multitask(model, arrays, recipe, recipe.epochs, callbacks=[])
     for task in tasks:
         probabilities = model.predict(test[task]["test_images"], batch_size=PREDICTION_BATCH_SIZE, verbose=0)[task]
-        accuracies[f"multitask/{task}"] = test_accuracy(probabilities, test[task]["test_labels"])
+        accuracies[f"multitask/{task}"] = classification_metrics(
+            test[task]["test_labels"], probabilities, class_names[task])["accuracy"]
     return accuracies
 
 

@@ -1,7 +1,6 @@
 import re
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from cnn_comparison.evaluation import classification_metrics, confusion_rows, report_text
@@ -58,16 +57,3 @@ def test_metrics_match_hand_computed_values():
 def test_confusion_rows_are_dvc_confusion_template_rows():
     rows = confusion_rows(np.array([0, 1]), np.array([1, 1]), ["cat", "dog"])
     assert rows == [{"actual": "cat", "predicted": "dog"}, {"actual": "dog", "predicted": "dog"}]
-
-
-def test_curves_figure_zooms_past_an_outlying_first_epoch():
-    """A first-epoch 0.15 must not squeeze the curves; the title admits what is off-scale."""
-    from cnn_comparison.figures import curves_figure
-
-    epochs = range(1, 21)
-    table = pd.DataFrame({"steady": np.linspace(0.85, 0.93, 20),
-                          "outlier_first": [0.15] + list(np.linspace(0.86, 0.92, 19))}, index=epochs)
-    figure = curves_figure(table, "Validation accuracy per epoch", "Validation accuracy")
-    low, high = figure.axes[0].get_ylim()
-    assert 0.8 < low < 0.86 and 0.93 <= high < 0.95
-    assert figure.axes[0].get_title() == "Validation accuracy per epoch (1 off-scale point not shown)"
