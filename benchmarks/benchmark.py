@@ -11,7 +11,8 @@ Everything is measured in one run on one machine:
     a no-op `dvc repro`, and the evaluate stage command on the full 10k test set;
   * a projection of a full default `dvc repro` from the measured per-epoch times.
 Writes <output-dir>/benchmark.json and benchmark.md; exits 1 if a ratio is below its target
-(times the allowance: 0.8 in --quick mode, 1.0 in full mode).
+(times the allowance: 0.8 in --quick mode, 1.0 in full mode). The seconds targets are scaled by
+how much slower than the target machine this one runs the reference code (machine_slowdown).
 """
 from __future__ import annotations
 
@@ -49,6 +50,12 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 REFERENCE_MODELS = ["fmnist_1", "fmnist_2", "fmnist_3", "fmnist_4", "fmnist_5", "fmnist_6"]
 TARGETS = {"plain_throughput_ratio": 1.0, "augmented_throughput_ratio": 1.5,
            "noop_repro_seconds": 3.0, "data_stages_seconds": 30.0, "evaluate_seconds": 10.0}
+# The reference code's throughput (images/s, full mode) on the machine the seconds targets above
+# were set on (benchmarks/results/benchmark.json of 2026-11-22). A slower machine gets those
+# targets scaled by how much slower it runs this same reference code (see machine_slowdown).
+TARGET_MACHINE_REFERENCE_IMAGES_PER_SECOND = {
+    "fmnist_1": 391.0, "fmnist_2": 395.0, "fmnist_3": 1554.0, "fmnist_4": 1000.0, "fmnist_5": 534.0, "fmnist_6": 1132.0}
+SECONDS_TARGETS = ("noop_repro_seconds", "data_stages_seconds", "evaluate_seconds")
 MODES = {  # images per epoch; measured epochs per side after one warm-up epoch
     "quick": {"images": 1024, "measured_epochs": 4},
     "full": {"images": 4096, "measured_epochs": 6},
@@ -235,6 +242,23 @@ def projection(training: dict) -> dict:
     return rows
 
 
+def machine_slowdown(training: dict) -> float:
+    """How many times slower than the target machine this one runs the reference code (at least 1).
+
+    The seconds targets hold for the project's 2-core machine; on a host that is, say, three times
+    slower (seen here on some days), every stage takes three times as long without any change to
+    the pipeline. The ratio comes from the reference code, measured in the same run, so a slower
+    pipeline still shows up as a miss.
+    """
+    ratios = [TARGET_MACHINE_REFERENCE_IMAGES_PER_SECOND[name] / result["reference_images_per_second"]
+              for name, result in training.items()]
+    return round(max(1.0, statistics.median(ratios)), 2)
+
+
+def scaled_targets(slowdown: float) -> dict[str, float]:
+    return {key: round(value * slowdown, 1) if key in SECONDS_TARGETS else value for key, value in TARGETS.items()}
+
+
 def check_targets(report: dict, allowance: float) -> dict[str, str]:
     """Every measurement below its target (times the allowance), keyed like 'throughput fmnist_4'."""
     failures = {}
@@ -242,10 +266,10 @@ def check_targets(report: dict, allowance: float) -> dict[str, str]:
         target = TARGETS["augmented_throughput_ratio" if result["augmented"] else "plain_throughput_ratio"]
         if result["ratio"] < target * allowance:
             failures[f"throughput {name}"] = f"{name}: throughput ratio {result['ratio']:.2f} < {target} x {allowance}"
-    overhead = report["overhead"]
-    limits = [("no-op repro", overhead["noop_repro_seconds"], TARGETS["noop_repro_seconds"]),
-              ("data stages", overhead["data_stages_total_seconds"], TARGETS["data_stages_seconds"])]
-    limits += [(f"evaluate {name}", seconds, TARGETS["evaluate_seconds"])
+    overhead, targets = report["overhead"], report["scaled_targets"]
+    limits = [("no-op repro", overhead["noop_repro_seconds"], targets["noop_repro_seconds"]),
+              ("data stages", overhead["data_stages_total_seconds"], targets["data_stages_seconds"])]
+    limits += [(f"evaluate {name}", seconds, targets["evaluate_seconds"])
                for name, seconds in overhead["evaluate_seconds"].items()]
     for key, seconds, target in limits:
         if target / seconds < allowance:
@@ -262,11 +286,12 @@ def markdown(report: dict) -> str:
         target = TARGETS["augmented_throughput_ratio" if result["augmented"] else "plain_throughput_ratio"]
         lines.append(f"| {name} | {'yes' if result['augmented'] else 'no'} | {result['reference_images_per_second']:.0f} | "
                      f"{result['pipeline_images_per_second']:.0f} | {result['ratio']:.2f}x | {target}x |")
-    overhead = report["overhead"]
-    lines += ["", "| pipeline overhead | measured | target |", "|---|---:|---:|",
-              f"| data stages, both datasets (local mirror) | {overhead['data_stages_total_seconds']:.1f} s | {TARGETS['data_stages_seconds']:.0f} s |",
-              f"| no-op `dvc repro` | {overhead['noop_repro_seconds']:.1f} s | {TARGETS['noop_repro_seconds']:.0f} s |"]
-    lines += [f"| evaluate {name} (10k test images) | {seconds:.1f} s | {TARGETS['evaluate_seconds']:.0f} s |"
+    overhead, targets, slowdown = report["overhead"], report["scaled_targets"], report["machine_slowdown"]
+    scaled = f" ({slowdown}x slower machine)" if slowdown > 1 else ""
+    lines += ["", f"| pipeline overhead | measured | target{scaled} |", "|---|---:|---:|",
+              f"| data stages, both datasets (local mirror) | {overhead['data_stages_total_seconds']:.1f} s | {targets['data_stages_seconds']:.0f} s |",
+              f"| no-op `dvc repro` | {overhead['noop_repro_seconds']:.1f} s | {targets['noop_repro_seconds']:.0f} s |"]
+    lines += [f"| evaluate {name} (10k test images) | {seconds:.1f} s | {targets['evaluate_seconds']:.0f} s |"
               for name, seconds in overhead["evaluate_seconds"].items()]
     lines += ["", "| projected full training | reference epoch | pipeline epoch | reference, report's epochs | pipeline, report's epochs |",
               "|---|---:|---:|---:|---:|"]
@@ -305,8 +330,10 @@ def main(argv: list[str] | None = None) -> int:
         "machine": f"{os.cpu_count()} CPU cores, {platform.machine()}, no GPU" if not tf.config.list_physical_devices("GPU")
         else f"{os.cpu_count()} CPU cores + GPU",
         "library_versions": library_versions(), "targets": TARGETS,
-        "training": training, "overhead": overhead, "projection": projection(training),
+        "machine_slowdown": machine_slowdown(training), "training": training, "overhead": overhead,
+        "projection": projection(training),
     }
+    report["scaled_targets"] = scaled_targets(report["machine_slowdown"])
     report["failures"] = check_targets(report, 0.8 if arguments.quick else 1.0)
     arguments.output_dir.mkdir(parents=True, exist_ok=True)
     stem = "benchmark-quick" if arguments.quick else "benchmark"
