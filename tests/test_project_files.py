@@ -44,3 +44,9 @@ def test_readme_shows_the_latest_full_benchmark(project_root):
     table = (project_root / "benchmarks" / "results" / "benchmark.md").read_text()
     assert table.startswith("Benchmark (full mode")
     assert table in (project_root / "README.md").read_text()
+
+
+def test_readme_shows_the_latest_queue_sweep(project_root):
+    table = (project_root / "benchmarks" / "results" / "queue_sweep.md").read_text()
+    assert table.startswith("Queue sweep, ")
+    assert table in (project_root / "README.md").read_text()
