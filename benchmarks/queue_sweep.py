@@ -94,7 +94,7 @@ def run_queue(project: Path, env: dict, names: list[str], workers: int, timeout_
 
 
 def shown_experiments(project: Path, env: dict) -> dict[str, dict]:
-    """What `dvc exp show` lists: experiment name -> learning rate, dropout rate, seed, accuracy."""
+    """What `dvc exp show` lists: name -> learning rate, dropout rate, seed, validation and test accuracy."""
     baselines = json.loads(run(dvc("exp", "show", "--json"), project, env))
     shown = {}
     for baseline in baselines:
