@@ -43,6 +43,7 @@ LEARNING_RATE = f"models.{MODEL}.training.learning_rate"
 DROPOUT = f"models.{MODEL}.layers.3.rate"  # the first dropout layer of fmnist_3
 SEED = f"models.{MODEL}.training.seed"
 GRID = {LEARNING_RATE: [0.0005, 0.002], DROPOUT: [0.1, 0.4]}
+STATUSES = {"Queued", "Running", "Success", "Failed"}  # as `dvc queue status` prints them
 FINISHED = {"Success", "Failed"}
 
 
@@ -74,8 +75,7 @@ def queue_statuses(project: Path, env: dict) -> dict[str, str]:
     statuses = {}
     for line in run(dvc("queue", "status"), project, env).splitlines():
         fields = line.split()
-        if len(fields) >= 3 and re.fullmatch(r"[0-9a-f]{7}", fields[0]) and fields[-1] in {
-                "Queued", "Running", "Success", "Failed"}:
+        if len(fields) >= 3 and re.fullmatch(r"[0-9a-f]{7}", fields[0]) and fields[-1] in STATUSES:
             statuses[fields[1]] = fields[-1]
     return statuses
 
