@@ -33,20 +33,25 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-import cnn_comparison  # noqa: F401
-import keras
-import tensorflow as tf
-
-from cnn_comparison.arrays import load_arrays
-from cnn_comparison.builder import build_sequential
-from cnn_comparison.params import load_params, parse_recipe
-from cnn_comparison.project import copy_tracked_files
-from cnn_comparison.provenance import library_versions
-from cnn_comparison.results import REFERENCE_EPOCHS_RUN
-from cnn_comparison.sources import FILE_KEYS, acquire
-from cnn_comparison.training import PREDICTION_BATCH_SIZE, compile_single_task, make_dataset, training_dataset
-
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(PROJECT_ROOT))  # devtools/, when run as `python benchmarks/benchmark.py`
+
+from cnn_comparison.console import readable_stage_output  # noqa: E402
+
+readable_stage_output()
+
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from cnn_comparison.arrays import load_arrays  # noqa: E402
+from cnn_comparison.builder import build_sequential  # noqa: E402
+from cnn_comparison.params import load_params, parse_recipe  # noqa: E402
+from cnn_comparison.provenance import library_versions  # noqa: E402
+from cnn_comparison.sources import FILE_KEYS, acquire  # noqa: E402
+from cnn_comparison.training import PREDICTION_BATCH_SIZE, compile_model, make_dataset, training_dataset  # noqa: E402
+from devtools.project_copies import copy_tracked_files  # noqa: E402
+from devtools.results_doc import REFERENCE_EPOCHS_RUN  # noqa: E402
+
 REFERENCE_MODELS = ["fmnist_1", "fmnist_2", "fmnist_3", "fmnist_4", "fmnist_5", "fmnist_6"]
 TARGETS = {"plain_throughput_ratio": 1.0, "augmented_throughput_ratio": 1.5,
            "noop_repro_seconds": 3.0, "data_stages_seconds": 30.0, "evaluate_seconds": 10.0}
@@ -90,7 +95,7 @@ def reference_fitter(model, images, labels, recipe):
 
 def pipeline_fitter(model, images, labels, recipe):
     """The pipeline's own path: stages/train.py -> cnn_comparison.training."""
-    compile_single_task(model, recipe)
+    compile_model(model, recipe)
     dataset = training_dataset(images, labels, recipe)
     return lambda timer: model.fit(dataset, epochs=1, callbacks=[timer], verbose=0, shuffle=False)
 
@@ -217,12 +222,14 @@ def measure_pipeline_overhead(params: dict, model_names: list[str], workdir: Pat
     evaluate, evaluate_cpu = {}, {}
     out = workdir / "evaluate"
     for name in model_names:
-        command = [sys.executable, "stages/evaluate.py", name, f"models/{name}.keras", "data/prepared/fashion",
-                   f"dvclive/{name}", str(out / f"{name}.json"), str(out / f"{name}.txt"), str(out / f"{name}.csv"),
-                   str(out / f"{name}_confusion.png"), str(out / f"{name}_samples.png"), "--params", str(full_params)]
+        # A copy of the model's results directory, so the project's own outputs stay as DVC left them.
+        model_dir = out / name
+        shutil.copytree(project / "results" / copy_params["models"][name]["study"] / name, model_dir)
+        command = [sys.executable, "stages/evaluate.py", name, str(model_dir), "data/prepared/fashion",
+                   "--params", str(full_params)]
         wall, cpu = run_timed(command, project, env)
         evaluate[name], evaluate_cpu[name] = round(wall, 2), round(cpu, 2)
-        assert json.loads((out / f"{name}.json").read_text())["samples"] == 10000
+        assert json.loads((model_dir / "metrics.json").read_text())["samples"] == 10000
     return {"data_stage_seconds": stages, "data_stages_total_seconds": round(sum(stages.values()), 2),
             "noop_repro_seconds": round(statistics.median(noop), 2), "evaluate_seconds": evaluate,
             "evaluate_cpu_seconds": evaluate_cpu}, project

@@ -28,8 +28,8 @@ import time
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(PROJECT_ROOT / "tests"))
-from helpers import SMALL_LIMITS, copy_project, dvc, git, run, tool_environment  # noqa: E402
+sys.path.insert(0, str(PROJECT_ROOT))  # devtools/, when run as `python benchmarks/queue_sweep.py`
+from devtools.project_copies import SMALL_LIMITS, copy_project, dvc, git, run, tool_environment  # noqa: E402
 
 from cnn_comparison import atomic  # noqa: E402
 from cnn_comparison.provenance import library_versions  # noqa: E402
@@ -38,7 +38,8 @@ MODEL = "fmnist_3"
 TARGET = f"evaluate@{MODEL}"  # train@fmnist_3 and evaluate@fmnist_3; data stages come from the cache
 # Experiments are ranked on the validation split (DVCLive's last epoch), never on the test set:
 # picking the best of many by test accuracy would overstate the winner's test accuracy.
-RANKING_METRIC = f"dvclive/{MODEL}/metrics.json:eval.accuracy"
+RESULTS = f"results/fashion_cnns/{MODEL}"
+RANKING_METRIC = f"{RESULTS}/live/metrics.json:eval.accuracy"
 LEARNING_RATE = f"models.{MODEL}.training.learning_rate"
 DROPOUT = f"models.{MODEL}.layers.3.rate"  # the first dropout layer of fmnist_3
 SEED = f"models.{MODEL}.training.seed"
@@ -103,8 +104,8 @@ def shown_experiments(project: Path, env: dict) -> dict[str, dict]:
             data = revision.get("data") or {}
             model = data.get("params", {}).get("params.yaml", {}).get("data", {}).get("models", {}).get(MODEL, {})
             metrics = data.get("metrics", {})
-            test = metrics.get(f"metrics/{MODEL}.json", {}).get("data", {})
-            training_log = metrics.get(f"dvclive/{MODEL}/metrics.json", {}).get("data", {})
+            test = metrics.get(f"{RESULTS}/metrics.json", {}).get("data", {})
+            training_log = metrics.get(f"{RESULTS}/live/metrics.json", {}).get("data", {})
             shown[experiment["name"]] = {
                 "learning_rate": model.get("training", {}).get("learning_rate"),
                 "dropout": (model.get("layers") or [{}] * 4)[3].get("rate"),

@@ -21,11 +21,11 @@ import numpy as np
 
 from cnn_comparison import atomic
 from cnn_comparison.arrays import load_arrays
-from cnn_comparison.builder import build_multitask, build_sequential
-from cnn_comparison.evaluation import classification_metrics
-from cnn_comparison.params import load_params, parse_recipe
+from cnn_comparison.builder import build_model
+from cnn_comparison.evaluation import classification_metrics, predict_heads
+from cnn_comparison.params import MULTITASK, load_params, model_spec
 from cnn_comparison.provenance import library_versions
-from cnn_comparison.training import PREDICTION_BATCH_SIZE, train_multitask, train_single_task
+from cnn_comparison.training import train_model
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SPLIT_ARRAYS = ["train_images", "train_labels", "validation_images", "validation_labels"]
@@ -49,23 +49,21 @@ def run_once(params: dict, seed: int, all_training_data: bool, epochs: int | Non
     accuracies = {}
     for task, config in tasks.items():
         name = config["dedicated_model"]
-        entry = params["models"][name]
-        recipe = parse_recipe(name, entry["training"])
-        recipe = dataclasses.replace(recipe, seed=seed, epochs=epochs or recipe.epochs)
-        model = build_sequential(name, entry["layers"])
-        train_single_task(model, arrays[task], recipe, recipe.epochs, callbacks=[])
-        probabilities = model.predict(test[task]["test_images"], batch_size=PREDICTION_BATCH_SIZE, verbose=0)
+        spec = model_spec(params, name)
+        recipe = dataclasses.replace(spec.recipe, seed=seed, epochs=epochs or spec.recipe.epochs)
+        model = build_model(spec)
+        train_model(model, {None: arrays[task]}, recipe, callbacks=[])
+        probabilities = predict_heads(model, {None: test[task]["test_images"]})[None]
         accuracies[f"{name}/{task}"] = classification_metrics(
             test[task]["test_labels"], probabilities, class_names[task])["accuracy"]
-    config = params["multitask"]
-    recipe = parse_recipe("multitask.training", config["training"])
-    recipe = dataclasses.replace(recipe, seed=seed, epochs=epochs or recipe.epochs)
-    model = build_multitask("multitask", config["trunk"], {task: config["heads"][task] for task in tasks})
-    train_multitask(model, arrays, recipe, recipe.epochs, callbacks=[])
+    spec = model_spec(params, MULTITASK)
+    recipe = dataclasses.replace(spec.recipe, seed=seed, epochs=epochs or spec.recipe.epochs)
+    model = build_model(spec)
+    train_model(model, arrays, recipe, callbacks=[])
+    probabilities = predict_heads(model, {task: test[task]["test_images"] for task in tasks})
     for task in tasks:
-        probabilities = model.predict(test[task]["test_images"], batch_size=PREDICTION_BATCH_SIZE, verbose=0)[task]
         accuracies[f"multitask/{task}"] = classification_metrics(
-            test[task]["test_labels"], probabilities, class_names[task])["accuracy"]
+            test[task]["test_labels"], probabilities[task], class_names[task])["accuracy"]
     return accuracies
 
 

@@ -9,6 +9,8 @@ from typing import Any, Mapping, Sequence
 
 import keras
 
+from cnn_comparison.params import ModelSpec
+
 IMAGE_SHAPE = (28, 28, 1)
 
 LAYER_TYPES: dict[str, type] = {
@@ -72,3 +74,10 @@ def build_multitask(
         renamed = last.__class__.from_config({**last.get_config(), "name": task})
         outputs[task] = renamed(head)
     return keras.Model(inputs=inputs, outputs=outputs, name=model_name)
+
+
+def build_model(spec: ModelSpec) -> keras.Model:
+    """The model a params entry declares: a layer list, or a trunk with one head per task."""
+    if spec.tasks.keys() == {None}:
+        return build_sequential(spec.name, spec.entry["layers"])
+    return build_multitask(spec.name, spec.entry["trunk"], {task: spec.entry["heads"][task] for task in spec.tasks})

@@ -1,4 +1,4 @@
-"""Tables that compare models, built with pandas from the per-model metrics."""
+"""Tables that compare the models of one study, built with pandas from their metrics files."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,43 +6,56 @@ from typing import Mapping, Sequence
 
 import pandas as pd
 
-COMPARISON_COLUMNS = {
-    "model": "model",
-    "dataset": "dataset",
+SCORE_COLUMNS = {
     "accuracy": "test_accuracy",
     "precision_macro": "precision",
     "recall_macro": "recall",
     "f1_macro": "f1",
     "loss": "test_loss",
-    "training_time_seconds": "training_time_seconds",
-    "training_cpu_seconds": "training_cpu_seconds",
-    "parameter_count": "parameter_count",
-    "epochs_run": "epochs_run",
 }
+TRAINING_COLUMNS = ("training_time_seconds", "training_cpu_seconds", "parameter_count", "epochs_run")
 
 
-def comparison_table(metrics: Sequence[Mapping]) -> pd.DataFrame:
-    """One row per model, in params.yaml order."""
-    table = pd.DataFrame([{column: entry[key] for key, column in COMPARISON_COLUMNS.items()} for entry in metrics])
-    return table.reset_index(drop=True)
+def heads(record: Mapping) -> dict[str | None, Mapping]:
+    """A metrics file's scores per head: ``{None: record}`` for a single-task model, else per task."""
+    if "accuracy" in record:
+        return {None: record}
+    return {key: value for key, value in record.items() if isinstance(value, Mapping) and "accuracy" in value}
+
+
+def comparison_table(records: Sequence[Mapping]) -> pd.DataFrame:
+    """One row per model and head, in the order given; a multitask model has a row per task."""
+    rows = []
+    for record in records:
+        for head, scores in heads(record).items():
+            rows.append({"model": record["model"], "head": head or "", "dataset": scores["dataset"],
+                         **{column: scores[key] for key, column in SCORE_COLUMNS.items()},
+                         **{column: record[column] for column in TRAINING_COLUMNS}})
+    return pd.DataFrame(rows)
+
+
+def best_model(table: pd.DataFrame) -> str | None:
+    """Highest test accuracy; ties go to the higher macro F1, then to the earlier row."""
+    if table.empty:
+        return None
+    ranked = table.sort_values(["test_accuracy", "f1"], ascending=False, kind="stable")
+    return str(ranked.iloc[0]["model"])
 
 
 def best_models(table: pd.DataFrame) -> dict[str, str]:
-    """Best test accuracy per dataset; ties go to the higher F1, then to the earlier model."""
-    best = {}
-    for dataset, rows in table.groupby("dataset", sort=False):
-        ranked = rows.sort_values(["test_accuracy", "f1"], ascending=False, kind="stable")
-        best[dataset] = ranked.iloc[0]["model"]
-    return best
+    """The best model per dataset."""
+    return {dataset: best_model(rows) for dataset, rows in table.groupby("dataset", sort=False)}
 
 
 def comparison_markdown(table: pd.DataFrame, best: Mapping[str, str]) -> str:
     shown = table.copy()
-    for column in ("test_accuracy", "precision", "recall", "f1", "test_loss"):
+    for column in SCORE_COLUMNS.values():
         shown[column] = shown[column].map(lambda value: f"{value:.4f}")
     for column in ("training_time_seconds", "training_cpu_seconds"):
         shown[column] = shown[column].map(lambda value: f"{value:.1f}")
     shown["parameter_count"] = shown["parameter_count"].map(lambda value: f"{value:,}")
+    if not shown["head"].astype(bool).any():
+        shown = shown.drop(columns="head")
     lines = [shown.to_markdown(index=False), ""]
     lines += [f"Best model on {dataset}: **{model}**" for dataset, model in best.items()]
     return "\n".join(lines) + "\n"
@@ -57,17 +70,22 @@ def read_live_series(live_dir: str | Path, metric: str) -> pd.Series:
     return pd.Series(frame.iloc[:, -1].to_numpy(), index=frame["step"].to_numpy() + 1, name=metric)
 
 
-def history_table(series_by_model: Mapping[str, pd.Series]) -> pd.DataFrame:
-    """Wide table: one row per epoch, one column per model (empty after a model stopped)."""
-    table = pd.DataFrame(dict(series_by_model))
-    table.index.name = "epoch"
-    return table
+def validation_history(live_dir: str | Path, record: Mapping, metric: str) -> dict[str, pd.Series]:
+    """Validation ``metric`` (accuracy or loss) per epoch, per head, labelled for a legend."""
+    model = record["model"]
+    return {model if head is None else f"{model} ({head})":
+            read_live_series(live_dir, f"eval/{metric}" if head is None else f"eval/{head}_{metric}")
+            for head in heads(record)}
 
 
-def multitask_table(dedicated: Mapping[str, Mapping], multitask: Mapping[str, Mapping]) -> pd.DataFrame:
-    """``dedicated[task]`` and ``multitask[task]`` are metrics dicts; one row per (model, task)."""
-    rows = []
-    for kind, by_task in (("dedicated", dedicated), ("multitask", multitask)):
-        for task, metrics in by_task.items():
-            rows.append({"model": kind, "task": task, "accuracy": metrics["accuracy"], "f1": metrics["f1_macro"]})
-    return pd.DataFrame(rows)
+def long_history(series_by_label: Mapping[str, pd.Series], column: str) -> pd.DataFrame:
+    """Rows of (epoch, model, value): the long format a DVC plot template can colour by model."""
+    frames = [pd.DataFrame({"epoch": series.index, "model": label, column: series.to_numpy()})
+              for label, series in series_by_label.items()]
+    return pd.concat(frames, ignore_index=True)
+
+
+def wide_history(long: pd.DataFrame, column: str) -> pd.DataFrame:
+    """One row per epoch, one column per model (empty after a model stopped), for the PNG figure."""
+    table = long.pivot(index="epoch", columns="model", values=column)
+    return table[list(dict.fromkeys(long["model"]))]

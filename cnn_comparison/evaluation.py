@@ -1,16 +1,20 @@
 """Test-set metrics and the text report, computed with scikit-learn."""
 from __future__ import annotations
 
-import os
-from typing import Sequence
+from pathlib import Path
+from typing import Any, Mapping, Sequence
 
+import keras
 import numpy as np
 import pandas as pd
 from sklearn.metrics import (accuracy_score, classification_report, confusion_matrix, log_loss,
                              precision_recall_fscore_support)
 
 from cnn_comparison import atomic
-from cnn_comparison.figures import confusion_figure, save_figure
+from cnn_comparison.figures import confusion_figure, sample_grid_figure, save_figure
+from cnn_comparison.layout import head_file
+from cnn_comparison.params import ModelSpec
+from cnn_comparison.training import PREDICTION_BATCH_SIZE
 
 
 def classification_metrics(labels: np.ndarray, probabilities: np.ndarray, class_names: Sequence[str]) -> dict:
@@ -47,13 +51,41 @@ def confusion_rows(labels: np.ndarray, predictions: np.ndarray, class_names: Seq
             for actual, predicted in zip(labels, predictions)]
 
 
-def write_classification_outputs(title: str, figure_title: str, labels: np.ndarray, predictions: np.ndarray,
-                                 class_names: Sequence[str], report_path: str | os.PathLike,
-                                 confusion_csv: str | os.PathLike, confusion_png: str | os.PathLike) -> str:
-    """The text report, DVC confusion-plot CSV and confusion PNG every evaluated head gets; returns the report."""
+def predict_heads(model: keras.Model, images_by_head: Mapping[str | None, np.ndarray]) -> dict[str | None, np.ndarray]:
+    """Class probabilities per head; a single-task model has one head, named ``None``."""
+    probabilities = {}
+    for head, images in images_by_head.items():
+        output = model.predict(images, batch_size=PREDICTION_BATCH_SIZE, verbose=0)
+        probabilities[head] = output if head is None else output[head]
+    return probabilities
+
+
+def metrics_record(spec: ModelSpec, scores: Mapping[str | None, dict], training: Mapping[str, Any],
+                   evaluation_seconds: float, provenance: list[dict]) -> dict:
+    """The metrics file of one model: test scores (per head for several heads), what training
+    reported, and what produced it."""
+    record: dict[str, Any] = {}
+    if list(scores) == [None]:
+        record.update(scores[None])
+        record.update(model=spec.name, dataset=spec.tasks[None].dataset)
+    else:
+        record["model"] = spec.name
+        record.update({head: {**head_scores, "dataset": spec.tasks[head].dataset} for head, head_scores in scores.items()})
+    for key in ("training_time_seconds", "training_cpu_seconds", "epochs_run", "epoch_of_saved_weights",
+                "parameter_count"):
+        record[key] = training[key]
+    record.update(evaluation_time_seconds=round(evaluation_seconds, 2), seed=spec.recipe.seed, provenance=provenance)
+    return record
+
+
+def write_head_outputs(model_dir: Path, head: str | None, title: str, figure_title: str, images: np.ndarray,
+                       labels: np.ndarray, predictions: np.ndarray, class_names: Sequence[str]) -> str:
+    """The text report, DVC confusion-plot CSV, confusion PNG and sample grid of one head; returns the report."""
     report = report_text(title, labels, predictions, class_names)
-    atomic.write_text(report_path, report)
-    atomic.write_text(confusion_csv, pd.DataFrame(confusion_rows(labels, predictions, class_names)).to_csv(index=False))
+    atomic.write_text(head_file(model_dir, "report", ".txt", head), report)
+    atomic.write_text(head_file(model_dir, "confusion", ".csv", head),
+                      pd.DataFrame(confusion_rows(labels, predictions, class_names)).to_csv(index=False))
     save_figure(confusion_figure(confusion(labels, predictions, len(class_names)), class_names, figure_title),
-                confusion_png)
+                head_file(model_dir, "confusion", ".png", head))
+    save_figure(sample_grid_figure(images, labels, predictions, class_names), head_file(model_dir, "samples", ".png", head))
     return report

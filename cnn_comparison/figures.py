@@ -1,7 +1,7 @@
 """PNG figures; the matching DVC plot data is written by the stages as CSV."""
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Sequence
 
 import matplotlib
 
@@ -76,22 +76,17 @@ def curves_figure(table: pd.DataFrame, title: str, y_label: str, outlier_fence: 
     return figure
 
 
-def grouped_bars_figure(values: Mapping[str, Mapping[str, float]], title: str, y_label: str) -> plt.Figure:
-    """``values[group][series]``: e.g. task -> {dedicated: acc, multitask: acc}."""
-    groups = list(values)
-    series_names = sorted({name for group in values.values() for name in group})
-    width = 0.8 / max(1, len(series_names))
-    figure, axis = plt.subplots(figsize=(7, 4.5))
-    for offset, name in enumerate(series_names):
-        heights = [values[group].get(name, np.nan) for group in groups]
-        positions = np.arange(len(groups)) + (offset - (len(series_names) - 1) / 2) * width
-        bars = axis.bar(positions, heights, width, label=name)
-        axis.bar_label(bars, fmt="%.4f", fontsize=8)
-    axis.set_xticks(range(len(groups)), groups)
-    axis.set_ylabel(y_label)
-    axis.set_ylim(0, 1.05)
+def accuracy_bars_figure(labels: Sequence[str], accuracies: Sequence[float], title: str) -> plt.Figure:
+    """Test accuracy per model (and head), one horizontal bar each, value printed on the bar."""
+    figure, axis = plt.subplots(figsize=(8, 0.5 * len(labels) + 1.5))
+    bars = axis.barh(range(len(labels)), accuracies)
+    axis.bar_label(bars, fmt="%.4f", fontsize=8)
+    axis.set_yticks(range(len(labels)), labels)
+    axis.invert_yaxis()
+    low = min(accuracies, default=0.0)
+    axis.set_xlim(max(0.0, low - 0.1), 1.0)
+    axis.set_xlabel("Test accuracy")
     axis.set_title(title)
-    axis.legend(loc="lower right")
     figure.tight_layout()
     return figure
 

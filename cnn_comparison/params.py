@@ -41,15 +41,6 @@ class Recipe:
     seed: int
 
 
-@dataclass(frozen=True)
-class Limits:
-    """Caps for quick runs; ``None`` means use everything the recipe asks for."""
-
-    max_train_samples: int | None = None
-    max_epochs: int | None = None
-    max_eval_samples: int | None = None
-
-
 def _require(mapping: Any, key: str, where: str) -> Any:
     if not isinstance(mapping, Mapping):
         raise ValueError(f"{where}: expected a mapping, got {mapping!r}")
@@ -58,7 +49,7 @@ def _require(mapping: Any, key: str, where: str) -> Any:
     return mapping[key]
 
 
-def _positive_int_or_none(value: Any, where: str) -> int | None:
+def positive_int_or_none(value: Any, where: str) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -76,37 +67,82 @@ def parse_recipe(where: str, training: Mapping[str, Any]) -> Recipe:
         if not isinstance(shift, (int, float)) or not 0 <= shift < 1:
             raise ValueError(f"{where}.augmentation.{key}: expected a fraction in [0, 1), got {shift!r}")
     for key in ("batch_size", "epochs"):
-        if _positive_int_or_none(values[key], f"{where}.{key}") is None:
+        if positive_int_or_none(values[key], f"{where}.{key}") is None:
             raise ValueError(f"{where}.{key}: must be set")
     if isinstance(values["seed"], bool) or not isinstance(values["seed"], int) or values["seed"] < 0:
         raise ValueError(f"{where}.seed: expected a non-negative integer, got {values['seed']!r}")
-    _positive_int_or_none(values["early_stopping_patience"], f"{where}.early_stopping_patience")
+    positive_int_or_none(values["early_stopping_patience"], f"{where}.early_stopping_patience")
     if not isinstance(values["learning_rate"], (int, float)) or values["learning_rate"] <= 0:
         raise ValueError(f"{where}.learning_rate: expected a positive number, got {values['learning_rate']!r}")
     return Recipe(augmentation=Augmentation(**augmentation_values), **values)
 
 
-def parse_limits(limits: Mapping[str, Any] | None) -> Limits:
-    limits = limits or {}
-    unknown = set(limits) - set(Limits.__dataclass_fields__)
-    if unknown:
-        raise ValueError(f"limits: unknown key(s) {sorted(unknown)}; allowed: {sorted(Limits.__dataclass_fields__)}")
-    return Limits(**{key: _positive_int_or_none(value, f"limits.{key}") for key, value in limits.items()})
+MULTITASK = "multitask"  # the key of the multitask model's section, and its name
 
 
-def model_entry(params: Mapping, model_name: str) -> Mapping[str, Any]:
+@dataclass(frozen=True)
+class Task:
+    """What one output head of a model is evaluated on."""
+
+    dataset: str
+    report_title: str
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One trainable model, single-task (``models.<name>``) or the multitask model (``multitask``).
+
+    ``tasks`` maps head name to task; a single-task model has one head, named ``None``.
+    """
+
+    name: str
+    study: str
+    tasks: dict[str | None, Task]
+    recipe: Recipe
+    entry: Mapping[str, Any]
+
+    @property
+    def where(self) -> str:
+        return MULTITASK if self.name == MULTITASK else f"models.{self.name}"
+
+
+def _dataset(params: Mapping, dataset: Any, where: str) -> str:
+    datasets = _require(params, "datasets", "params.yaml")
+    if dataset not in datasets:
+        raise ValueError(f"{where}: unknown dataset {dataset!r}; known: {sorted(datasets)}")
+    return dataset
+
+
+def _study(params: Mapping, entry: Mapping, where: str) -> str:
+    study = _require(entry, "study", where)
+    studies = _require(params, "studies", "params.yaml")
+    if study not in studies:
+        raise ValueError(f"{where}.study: unknown study {study!r}; declare it under 'studies' (known: {sorted(studies)})")
+    return study
+
+
+def model_spec(params: Mapping, model_name: str) -> ModelSpec:
+    """Check a model's entry before any expensive work starts; errors name the key to fix."""
     models = _require(params, "models", "params.yaml")
-    if model_name not in models:
-        raise ValueError(f"params.yaml: no model {model_name!r} under 'models'; known: {sorted(models)}")
-    entry = models[model_name]
-    where = f"models.{model_name}"
-    dataset = _require(entry, "dataset", where)
-    if dataset not in _require(params, "datasets", "params.yaml"):
-        raise ValueError(f"{where}.dataset: unknown dataset {dataset!r}; known: {sorted(params['datasets'])}")
-    _require(entry, "layers", where)
-    parse_recipe(f"{where}.training", _require(entry, "training", where))
-    return entry
-
-
-def effective_epochs(recipe: Recipe, limits: Limits) -> int:
-    return recipe.epochs if limits.max_epochs is None else min(recipe.epochs, limits.max_epochs)
+    if model_name == MULTITASK:
+        if MULTITASK in models:
+            raise ValueError(f"models.{MULTITASK}: the name {MULTITASK!r} is taken by the multitask section; rename it")
+        entry = _require(params, MULTITASK, "params.yaml")
+        where = MULTITASK
+        tasks = {}
+        for task, config in _require(entry, "tasks", where).items():
+            tasks[task] = Task(_dataset(params, _require(config, "dataset", f"{where}.tasks.{task}"), f"{where}.tasks.{task}.dataset"),
+                               _require(config, "report_title", f"{where}.tasks.{task}"))
+            if task not in _require(entry, "heads", where):
+                raise ValueError(f"{where}.heads: no head for task {task!r}; add one or remove it from {where}.tasks")
+        _require(entry, "trunk", where)
+    else:
+        if model_name not in models:
+            raise ValueError(f"params.yaml: no model {model_name!r} under 'models'; known: {sorted(models)}")
+        entry = models[model_name]
+        where = f"models.{model_name}"
+        dataset = _dataset(params, _require(entry, "dataset", where), f"{where}.dataset")
+        tasks = {None: Task(dataset, entry.get("report_title", f"{model_name} Performance"))}
+        _require(entry, "layers", where)
+    recipe = parse_recipe(f"{where}.training", _require(entry, "training", where))
+    return ModelSpec(model_name, _study(params, entry, where), tasks, recipe, entry)

@@ -87,11 +87,6 @@ def fit(
     return history, time.perf_counter() - start
 
 
-def take_first(arrays: tuple[np.ndarray, ...], limit: int | None) -> tuple[np.ndarray, ...]:
-    """Cap the number of samples; splits are already shuffled, so the head is representative."""
-    return arrays if limit is None else tuple(array[:limit] for array in arrays)
-
-
 def combine_tasks(task_data: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, dict, dict]:
     """Stack every task's examples; each example gets weight 1 for its own head and 0 elsewhere.
 
@@ -110,31 +105,55 @@ def combine_tasks(task_data: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> tup
     return images, labels, weights
 
 
-def compile_single_task(model: keras.Model, recipe: Recipe) -> None:
-    model.compile(optimizer=make_optimizer(recipe), loss="sparse_categorical_crossentropy", metrics=["accuracy"],
-                  steps_per_execution=STEPS_PER_EXECUTION)
+def compile_model(model: keras.Model, recipe: Recipe, tasks: list[str] | None = None) -> None:
+    """Sparse cross-entropy and accuracy; with ``tasks``, one loss per head and accuracy weighted
+    by the per-example task weights, so a head's numbers only count its own task's examples."""
+    if tasks is None:
+        loss, metrics = "sparse_categorical_crossentropy", {"metrics": ["accuracy"]}
+    else:
+        loss = {task: "sparse_categorical_crossentropy" for task in tasks}
+        metrics = {"weighted_metrics": {task: ["accuracy"] for task in tasks}}
+    model.compile(optimizer=make_optimizer(recipe), loss=loss, steps_per_execution=STEPS_PER_EXECUTION, **metrics)
 
 
-def training_dataset(images: np.ndarray, labels: np.ndarray, recipe: Recipe) -> tf.data.Dataset:
+def training_dataset(images: np.ndarray, targets, recipe: Recipe, sample_weights=None) -> tf.data.Dataset:
     """Shuffled batches, augmented per the recipe: the input path `train` uses (and the benchmark measures)."""
-    return make_dataset(images, labels, recipe.batch_size, recipe.seed, shuffle=True,
-                        augmentation=make_augmentation(recipe.augmentation, recipe.seed))
+    return make_dataset(images, targets, recipe.batch_size, recipe.seed, shuffle=True,
+                        augmentation=make_augmentation(recipe.augmentation, recipe.seed), sample_weights=sample_weights)
 
 
-def train_single_task(
+def validation_dataset(images: np.ndarray, targets, recipe: Recipe, sample_weights=None) -> tf.data.Dataset:
+    return make_dataset(images, targets, PREDICTION_BATCH_SIZE, recipe.seed, shuffle=False,
+                        sample_weights=sample_weights)
+
+
+def train_model(
     model: keras.Model,
-    arrays: Mapping[str, np.ndarray],
+    task_arrays: Mapping[str | None, Mapping[str, np.ndarray]],
     recipe: Recipe,
-    epochs: int,
     callbacks: list[keras.callbacks.Callback],
 ) -> tuple[keras.callbacks.History, float]:
-    """Compile and fit one classifier on train/validation arrays with its recipe."""
+    """Compile and fit one model with its recipe (epochs already capped by the limits).
+
+    ``task_arrays[head]`` holds train/validation images and labels; a single-task model has one
+    head named ``None``. Several heads train jointly on batches mixing the tasks: each example is
+    weighted 1 for its own head and 0 for the others (see ``combine_tasks``).
+    """
     keras.utils.set_random_seed(recipe.seed)
-    compile_single_task(model, recipe)
-    train = training_dataset(arrays["train_images"], arrays["train_labels"], recipe)
-    validation = make_dataset(arrays["validation_images"], arrays["validation_labels"], PREDICTION_BATCH_SIZE,
-                              recipe.seed, shuffle=False)
-    return fit(model, train, validation, epochs, recipe.early_stopping_patience, callbacks)
+    if list(task_arrays) == [None]:
+        arrays = task_arrays[None]
+        compile_model(model, recipe)
+        train = training_dataset(arrays["train_images"], arrays["train_labels"], recipe)
+        validation = validation_dataset(arrays["validation_images"], arrays["validation_labels"], recipe)
+    else:
+        compile_model(model, recipe, list(task_arrays))
+        parts = {}
+        for part in ("train", "validation"):
+            parts[part] = combine_tasks({task: (arrays[f"{part}_images"], arrays[f"{part}_labels"])
+                                         for task, arrays in task_arrays.items()})
+        train = training_dataset(*parts["train"][:2], recipe, sample_weights=parts["train"][2])
+        validation = validation_dataset(*parts["validation"][:2], recipe, sample_weights=parts["validation"][2])
+    return fit(model, train, validation, recipe.epochs, recipe.early_stopping_patience, callbacks)
 
 
 def training_summary(history: keras.callbacks.History, seconds: float, model: keras.Model,
@@ -149,32 +168,3 @@ def training_summary(history: keras.callbacks.History, seconds: float, model: ke
         "epoch_of_saved_weights": best_epoch if early_stopping_patience else len(history.epoch),
         "parameter_count": int(model.count_params()),
     }
-
-
-def train_multitask(
-    model: keras.Model,
-    task_arrays: Mapping[str, Mapping[str, np.ndarray]],
-    recipe: Recipe,
-    epochs: int,
-    callbacks: list[keras.callbacks.Callback],
-) -> tuple[keras.callbacks.History, float]:
-    """Fit one shared-trunk model on every task at once, batches mixing the tasks.
-
-    Each example is weighted 1 for its own head and 0 for the others, so the
-    loss (and accuracy, via ``weighted_metrics``) of a head only counts its task.
-    """
-    keras.utils.set_random_seed(recipe.seed)
-    tasks = list(task_arrays)
-    model.compile(
-        optimizer=make_optimizer(recipe),
-        loss={task: "sparse_categorical_crossentropy" for task in tasks},
-        weighted_metrics={task: ["accuracy"] for task in tasks},
-    )
-    datasets = {}
-    for part, batch_size, shuffle in (("train", recipe.batch_size, True), ("validation", PREDICTION_BATCH_SIZE, False)):
-        images, labels, weights = combine_tasks(
-            {task: (arrays[f"{part}_images"], arrays[f"{part}_labels"]) for task, arrays in task_arrays.items()})
-        datasets[part] = make_dataset(
-            images, labels, batch_size, recipe.seed, shuffle=shuffle, sample_weights=weights,
-            augmentation=make_augmentation(recipe.augmentation, recipe.seed) if part == "train" else None)
-    return fit(model, datasets["train"], datasets["validation"], epochs, recipe.early_stopping_patience, callbacks)

@@ -1,8 +1,9 @@
-"""Stage aggregate: comparison table of every model plus validation curves for all of them.
+"""Stage aggregate: compare the models of one study: table, validation curves, accuracy bars.
 
-Usage: python stages/aggregate.py METRICS_DIR LIVE_ROOT COMPARISON_CSV COMPARISON_MD
-       ACCURACY_CSV ACCURACY_PNG LOSS_CSV LOSS_PNG [--params params.yaml]
-Reads METRICS_DIR/<model>.json and LIVE_ROOT/<model>/ for every model in params.yaml.
+Usage: python stages/aggregate.py STUDY STUDY_RESULTS_DIR OUTPUT_DIR [--params params.yaml]
+Reads STUDY_RESULTS_DIR/<model>/metrics.json and <model>/live/ for every model directory there
+(models in name order); writes OUTPUT_DIR/table.csv, table.md, validation_accuracy.csv,
+validation_loss.csv (long format, one row per model and epoch), their PNGs and test_accuracy.png.
 """
 from __future__ import annotations
 
@@ -12,37 +13,51 @@ import sys
 from pathlib import Path
 
 from cnn_comparison import atomic
-from cnn_comparison.comparison import (best_models, comparison_markdown, comparison_table, history_table,
-                                       read_live_series)
-from cnn_comparison.figures import curves_figure, save_figure
+from cnn_comparison.comparison import (best_models, comparison_markdown, comparison_table, long_history,
+                                       validation_history, wide_history)
+from cnn_comparison.figures import accuracy_bars_figure, curves_figure, save_figure
+from cnn_comparison.layout import LIVE_DIRECTORY, METRICS_FILE
 from cnn_comparison.params import load_params
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("metrics_dir", type=Path)
-    parser.add_argument("live_root", type=Path)
-    for name in ("comparison_csv", "comparison_md", "accuracy_csv", "accuracy_png", "loss_csv", "loss_png"):
-        parser.add_argument(name, type=Path)
+    parser.add_argument("study")
+    parser.add_argument("results_dir", type=Path)
+    parser.add_argument("output_dir", type=Path)
     parser.add_argument("--params", default="params.yaml")
     arguments = parser.parse_args(argv)
-    model_names = list(load_params(arguments.params)["models"])
-    metrics_paths = [arguments.metrics_dir / f"{name}.json" for name in model_names]
-    missing = [str(path) for path in metrics_paths if not path.is_file()]
-    if missing:
-        print(f"error: missing {', '.join(missing)}; run `dvc repro` (evaluate stages) first", file=sys.stderr)
+    studies = load_params(arguments.params).get("studies") or {}
+    if arguments.study not in studies:
+        print(f"error: {arguments.params}: no study {arguments.study!r} under 'studies'; known: {sorted(studies)}",
+              file=sys.stderr)
         return 1
-    table = comparison_table([json.loads(path.read_text()) for path in metrics_paths])
+    title = studies[arguments.study]["title"]
+    model_dirs = sorted(path for path in arguments.results_dir.iterdir() if path.is_dir()) \
+        if arguments.results_dir.is_dir() else []
+    unfinished = [str(path / METRICS_FILE) for path in model_dirs if not (path / METRICS_FILE).is_file()]
+    if not model_dirs or unfinished:
+        print(f"error: {', '.join(unfinished) or f'no model results in {arguments.results_dir}'} missing; run "
+              f"`dvc repro` (the train and evaluate stages of study {arguments.study!r}) first", file=sys.stderr)
+        return 1
+    records = {path: json.loads((path / METRICS_FILE).read_text()) for path in model_dirs}
+    table = comparison_table(list(records.values()))
     best = best_models(table)
-    atomic.write_text(arguments.comparison_csv, table.to_csv(index=False))
-    atomic.write_text(arguments.comparison_md, comparison_markdown(table, best))
-    for metric, label, csv_path, png_path in (
-        ("eval/accuracy", "Validation accuracy", arguments.accuracy_csv, arguments.accuracy_png),
-        ("eval/loss", "Validation loss", arguments.loss_csv, arguments.loss_png),
-    ):
-        history = history_table({name: read_live_series(arguments.live_root / name, metric) for name in model_names})
-        atomic.write_text(csv_path, history.to_csv())
-        save_figure(curves_figure(history, f"{label} per epoch", label), png_path)
+    output = arguments.output_dir
+    atomic.write_text(output / "table.csv", table.to_csv(index=False))
+    atomic.write_text(output / "table.md", comparison_markdown(table, best))
+    for metric, label in (("accuracy", "Validation accuracy"), ("loss", "Validation loss")):
+        series = {}
+        for path, record in records.items():
+            series.update(validation_history(path / LIVE_DIRECTORY, record, metric))
+        column = f"validation_{metric}"
+        long = long_history(series, column)
+        atomic.write_text(output / f"{column}.csv", long.to_csv(index=False))
+        save_figure(curves_figure(wide_history(long, column), f"{title}: {label.lower()} per epoch", label),
+                    output / f"{column}.png")
+    labels = [row.model if not row.head else f"{row.model} ({row.head})" for row in table.itertuples()]
+    save_figure(accuracy_bars_figure(labels, list(table["test_accuracy"]), f"{title}: test accuracy"),
+                output / "test_accuracy.png")
     print(comparison_markdown(table, best))
     return 0
 

@@ -1,7 +1,10 @@
-"""Stage evaluate: score one trained model on its dataset's test set.
+"""Stage evaluate: score one trained model on its test set(s), one report per output head.
 
-Usage: python stages/evaluate.py MODEL MODEL_PATH PREPARED_DIR LIVE_DIR METRICS_JSON REPORT_TXT
-       CONFUSION_CSV CONFUSION_PNG SAMPLES_PNG [--params params.yaml]
+Usage: python stages/evaluate.py MODEL MODEL_DIR PREPARED_DIR [--params params.yaml]
+       python stages/evaluate.py multitask MODEL_DIR TASK=PREPARED_DIR... [--params params.yaml]
+Reads MODEL_DIR/model.keras and MODEL_DIR/live/metrics.json; writes MODEL_DIR/metrics.json and, per
+head, report.txt, confusion.csv (DVC confusion plot), confusion.png and samples.png (with a
+`_TASK` suffix for each head of the multitask model).
 """
 from __future__ import annotations
 
@@ -11,61 +14,59 @@ import sys
 import time
 from pathlib import Path
 
-import keras
+from cnn_comparison.console import readable_stage_output
 
-from cnn_comparison import atomic
-from cnn_comparison.arrays import load_arrays
-from cnn_comparison.evaluation import classification_metrics, write_classification_outputs
-from cnn_comparison.figures import sample_grid_figure, save_figure
-from cnn_comparison.params import load_params, model_entry, parse_limits
-from cnn_comparison.provenance import provenance
-from cnn_comparison.training import PREDICTION_BATCH_SIZE, take_first
+readable_stage_output()
+
+import keras  # noqa: E402
+
+from cnn_comparison import atomic  # noqa: E402
+from cnn_comparison.arrays import load_arrays  # noqa: E402
+from cnn_comparison.evaluation import (classification_metrics, metrics_record, predict_heads,  # noqa: E402
+                                       write_head_outputs)
+from cnn_comparison.layout import LIVE_DIRECTORY, METRICS_FILE, MODEL_FILE, head_directories  # noqa: E402
+from cnn_comparison.limits import capped_test, parse_limits  # noqa: E402
+from cnn_comparison.params import load_params, model_spec  # noqa: E402
+from cnn_comparison.provenance import provenance  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    for name in ("model", "model_path", "prepared_dir", "live_dir", "metrics_json", "report_txt",
-                 "confusion_csv", "confusion_png", "samples_png"):
-        parser.add_argument(name, type=str if name == "model" else Path)
+    parser.add_argument("model")
+    parser.add_argument("model_dir", type=Path)
+    parser.add_argument("prepared_dirs", nargs="+", metavar="[TASK=]PREPARED_DIR")
     parser.add_argument("--params", default="params.yaml")
     arguments = parser.parse_args(argv)
     params = load_params(arguments.params)
-    entry = model_entry(params, arguments.model)
-    limits = parse_limits(params.get("limits"))
-    dataset = entry["dataset"]
-    class_names = params["datasets"][dataset]["class_names"]
-    title = entry.get("report_title", f"{arguments.model} Performance")
+    try:
+        spec = model_spec(params, arguments.model)
+        limits = parse_limits(params.get("limits"))
+        prepared_dirs = head_directories(spec.name, list(spec.tasks), arguments.prepared_dirs)
+    except ValueError as error:
+        print(f"error: {arguments.params}: {error}", file=sys.stderr)
+        return 1
 
     start = time.perf_counter()
-    arrays = load_arrays(arguments.prepared_dir, ["test_images", "test_labels"])
-    images, labels = take_first((arrays["test_images"], arrays["test_labels"]), limits.max_eval_samples)
-    model = keras.models.load_model(arguments.model_path)
-    probabilities = model.predict(images, batch_size=PREDICTION_BATCH_SIZE, verbose=0)
-    predictions = probabilities.argmax(axis=1)
-    metrics = classification_metrics(labels, probabilities, class_names)
-    training = json.loads((arguments.live_dir / "metrics.json").read_text())
-    seconds = time.perf_counter() - start
-
-    metrics.update({
-        "model": arguments.model,
-        "dataset": dataset,
-        "training_time_seconds": training["training_time_seconds"],
-        "training_cpu_seconds": training["training_cpu_seconds"],
-        "epochs_run": training["epochs_run"],
-        "epoch_of_saved_weights": training["epoch_of_saved_weights"],
-        "parameter_count": training["parameter_count"],
-        "evaluation_time_seconds": round(seconds, 2),
-        "seed": entry["training"]["seed"],
-        "provenance": provenance(entry, params),
-    })
-    atomic.write_json(arguments.metrics_json, metrics)
-    report = write_classification_outputs(title, f"{arguments.model}: test confusion matrix", labels, predictions,
-                                          class_names, arguments.report_txt, arguments.confusion_csv,
-                                          arguments.confusion_png)
-    save_figure(sample_grid_figure(images, labels, predictions, class_names), arguments.samples_png)
-    print(report)
-    print(f"[evaluate {arguments.model}] accuracy {metrics['accuracy']:.4f}, macro F1 {metrics['f1_macro']:.4f}, "
-          f"loss {metrics['loss']:.4f} on {metrics['samples']} test images in {seconds:.1f} s")
+    test_sets = {head: capped_test(load_arrays(directory, ["test_images", "test_labels"]), limits)
+                 for head, directory in prepared_dirs.items()}
+    model = keras.models.load_model(arguments.model_dir / MODEL_FILE)
+    probabilities = predict_heads(model, {head: images for head, (images, _) in test_sets.items()})
+    scores = {}
+    for head, (images, labels) in test_sets.items():
+        task = spec.tasks[head]
+        class_names = params["datasets"][task.dataset]["class_names"]
+        scores[head] = classification_metrics(labels, probabilities[head], class_names)
+        figure_title = f"{spec.name}: test confusion matrix" if head is None else f"{spec.name}, {head} head: test confusion matrix"
+        print(write_head_outputs(arguments.model_dir, head, task.report_title, figure_title, images, labels,
+                                 probabilities[head].argmax(axis=1), class_names))
+    training = json.loads((arguments.model_dir / LIVE_DIRECTORY / "metrics.json").read_text())
+    record = metrics_record(spec, scores, training, time.perf_counter() - start, provenance(spec.entry, params))
+    atomic.write_json(arguments.model_dir / METRICS_FILE, record)
+    print(f"[evaluate {spec.name}] " + ", ".join(
+        f"{'' if head is None else head + ' '}accuracy {head_scores['accuracy']:.4f}, macro F1 "
+        f"{head_scores['f1_macro']:.4f}, loss {head_scores['loss']:.4f} on {head_scores['samples']} test images"
+        for head, head_scores in scores.items())
+        + f" in {time.perf_counter() - start:.1f} s")
     return 0
 
 

@@ -1,7 +1,9 @@
 """Stage train: build one model from params.yaml and fit it with its recipe.
 
-Usage: python stages/train.py MODEL SPLIT_DIR MODEL_PATH LIVE_DIR [--params params.yaml]
-Per-epoch metrics go to LIVE_DIR through DVCLive; the model to MODEL_PATH (.keras).
+Usage: python stages/train.py MODEL MODEL_DIR SPLIT_DIR [--params params.yaml]
+       python stages/train.py multitask MODEL_DIR TASK=SPLIT_DIR... [--params params.yaml]
+Writes MODEL_DIR/model.keras and the DVCLive logs in MODEL_DIR/live/ (per-epoch metrics, and a
+metrics.json with training time, CPU time and the epoch whose weights were kept).
 """
 from __future__ import annotations
 
@@ -9,42 +11,49 @@ import argparse
 import sys
 from pathlib import Path
 
-from cnn_comparison.arrays import load_arrays
-from cnn_comparison.builder import build_sequential
-from cnn_comparison.live import train_logged_and_saved
-from cnn_comparison.params import effective_epochs, load_params, model_entry, parse_limits, parse_recipe
-from cnn_comparison.training import take_first, train_single_task
+from cnn_comparison.console import readable_stage_output
+
+readable_stage_output()
+
+from cnn_comparison.arrays import load_arrays  # noqa: E402
+from cnn_comparison.builder import build_model  # noqa: E402
+from cnn_comparison.layout import LIVE_DIRECTORY, MODEL_FILE, head_directories  # noqa: E402
+from cnn_comparison.limits import capped_recipe, capped_split, parse_limits  # noqa: E402
+from cnn_comparison.live import train_logged_and_saved  # noqa: E402
+from cnn_comparison.params import load_params, model_spec  # noqa: E402
+from cnn_comparison.training import train_model  # noqa: E402
+
+ARRAY_NAMES = ["train_images", "train_labels", "validation_images", "validation_labels"]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model")
-    parser.add_argument("split_dir", type=Path)
-    parser.add_argument("model_path", type=Path)
-    parser.add_argument("live_dir", type=Path)
+    parser.add_argument("model_dir", type=Path)
+    parser.add_argument("split_dirs", nargs="+", metavar="[TASK=]SPLIT_DIR")
     parser.add_argument("--params", default="params.yaml")
     arguments = parser.parse_args(argv)
     params = load_params(arguments.params)
     try:  # every params problem surfaces here, before data is loaded or a step is run
-        entry = model_entry(params, arguments.model)
-        recipe = parse_recipe(f"models.{arguments.model}.training", entry["training"])
+        spec = model_spec(params, arguments.model)
         limits = parse_limits(params.get("limits"))
-        model = build_sequential(arguments.model, entry["layers"])
+        recipe = capped_recipe(spec.recipe, limits)
+        split_dirs = head_directories(spec.name, list(spec.tasks), arguments.split_dirs)
+        model = build_model(spec)
     except ValueError as error:
         print(f"error: {arguments.params}: {error}", file=sys.stderr)
         return 1
-    arrays = load_arrays(arguments.split_dir, ["train_images", "train_labels", "validation_images", "validation_labels"])
-    arrays["train_images"], arrays["train_labels"] = take_first(
-        (arrays["train_images"], arrays["train_labels"]), limits.max_train_samples)
-    arrays["validation_images"], arrays["validation_labels"] = take_first(
-        (arrays["validation_images"], arrays["validation_labels"]), limits.max_eval_samples)
-    epochs = effective_epochs(recipe, limits)
-    print(f"[train {arguments.model}] {model.count_params():,} parameters, {len(arrays['train_labels'])} training / "
-          f"{len(arrays['validation_labels'])} validation images, up to {epochs} epochs, batch {recipe.batch_size}, "
-          f"augmentation {'on' if recipe.augmentation.enabled else 'off'}", flush=True)
+    task_arrays = {head: capped_split(load_arrays(directory, ARRAY_NAMES), limits)
+                   for head, directory in split_dirs.items()}
+    images = ", ".join(f"{len(arrays['train_labels'])} training / {len(arrays['validation_labels'])} validation "
+                       f"images{'' if head is None else ' for ' + head}" for head, arrays in task_arrays.items())
+    print(f"[train {spec.name}] {model.count_params():,} parameters, {images}, up to {recipe.epochs} epochs, "
+          f"batch {recipe.batch_size}, augmentation {'on' if recipe.augmentation.enabled else 'off'}")
+    model_path = arguments.model_dir / MODEL_FILE
     history, seconds = train_logged_and_saved(
-        model, recipe, lambda callbacks: train_single_task(model, arrays, recipe, epochs, callbacks), arguments.model_path, arguments.live_dir)
-    print(f"[train {arguments.model}] {len(history.epoch)} epochs in {seconds:.1f} s -> {arguments.model_path}")
+        model, recipe, lambda callbacks: train_model(model, task_arrays, recipe, callbacks), model_path,
+        arguments.model_dir / LIVE_DIRECTORY)
+    print(f"[train {spec.name}] {len(history.epoch)} epochs in {seconds:.1f} s -> {model_path}")
     return 0
 
 

@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from helpers import tool_environment
+from devtools.project_copies import tool_environment
 
 pytestmark = pytest.mark.end_to_end
 

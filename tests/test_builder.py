@@ -1,7 +1,7 @@
 import pytest
 
-from cnn_comparison.builder import build_multitask, build_sequential
-from cnn_comparison.params import model_entry
+from cnn_comparison.builder import build_model, build_multitask, build_sequential
+from cnn_comparison.params import MULTITASK, model_spec
 
 # Reference counts: fmnist_1 is printed by model.summary() in the report; the others are
 # computed by hand from the report's layer lists (conv: filters*(9*in+1), dense: out*(in+1)).
@@ -18,8 +18,7 @@ REFERENCE_PARAMETER_COUNTS = {
 
 @pytest.mark.parametrize("name", sorted(REFERENCE_PARAMETER_COUNTS))
 def test_reference_models_have_reference_parameter_counts(params, name):
-    entry = model_entry(params, name)
-    model = build_sequential(name, entry["layers"])
+    model = build_model(model_spec(params, name))
     assert model.count_params() == REFERENCE_PARAMETER_COUNTS[name]
     assert model.output_shape == (None, 10)
 
@@ -40,14 +39,27 @@ def test_bad_layer_argument_names_the_argument():
 
 
 def test_missing_model_key_is_reported_before_training(params):
-    broken = {**params, "models": {"no_recipe": {"dataset": "fashion", "layers": [{"type": "flatten"}]}}}
+    entry = {"dataset": "fashion", "study": "fashion_cnns", "layers": [{"type": "flatten"}]}
+    broken = {**params, "models": {"no_recipe": entry}}
     with pytest.raises(ValueError, match="models.no_recipe: missing key 'training'"):
-        model_entry(broken, "no_recipe")
+        model_spec(broken, "no_recipe")
     recipe = dict(params["models"]["fmnist_1"]["training"])
     del recipe["batch_size"]
-    broken["models"] = {"no_batch": {"dataset": "fashion", "layers": [{"type": "flatten"}], "training": recipe}}
+    broken["models"] = {"no_batch": {**entry, "training": recipe}}
     with pytest.raises(ValueError, match="models.no_batch.training: missing key 'batch_size'"):
-        model_entry(broken, "no_batch")
+        model_spec(broken, "no_batch")
+    broken["models"] = {"no_study": {**entry, "study": "fashion", "training": params["models"]["fmnist_1"]["training"]}}
+    with pytest.raises(ValueError, match="models.no_study.study: unknown study 'fashion'; declare it under 'studies'"):
+        model_spec(broken, "no_study")
+
+
+def test_single_task_and_multitask_specs_have_their_heads(params):
+    single = model_spec(params, "fmnist_1")
+    assert list(single.tasks) == [None] and single.tasks[None].dataset == "fashion"
+    assert single.tasks[None].report_title == "fmnist_1 Performance" and single.study == "fashion_cnns"
+    multitask = model_spec(params, MULTITASK)
+    assert {task: head.dataset for task, head in multitask.tasks.items()} == {"digits": "mnist", "fashion": "fashion"}
+    assert multitask.where == MULTITASK and multitask.recipe.batch_size == 32
 
 
 def test_multitask_model_shares_one_trunk_between_two_heads(params):

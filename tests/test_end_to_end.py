@@ -3,14 +3,40 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import time
 
 import pandas as pd
 import pytest
 
-from helpers import SMALL_LIMITS as LIMITS
-from helpers import copy_project, dvc, run, set_value, stages_run, tool_environment
+from devtools.project_copies import SMALL_LIMITS as LIMITS
+from devtools.project_copies import copy_project, dvc, run, set_value, stages_run, tool_environment
 
 pytestmark = pytest.mark.end_to_end
+
+STUDIES = {"fashion_cnns", "dedicated_vs_multitask"}
+NEW_MODEL = """
+  fmnist_tiny:
+    dataset: fashion
+    study: fashion_cnns
+    layers:
+      - {type: conv2d, filters: 8, kernel_size: 3, padding: same, activation: relu}
+      - {type: max_pooling2d}
+      - {type: flatten}
+      - {type: dense, units: 10, activation: softmax}
+    training:
+      optimizer: adam
+      learning_rate: 0.001
+      batch_size: 64
+      epochs: 3
+      early_stopping_patience: null
+      augmentation: {enabled: false, width_shift: 0.0, height_shift: 0.0, horizontal_flip: false}
+      seed: 42
+"""
+
+
+def study_models(params: dict, study: str) -> list[str]:
+    return sorted(name for name, entry in params["models"].items() if entry["study"] == study)
 
 
 @pytest.fixture(scope="module")
@@ -21,65 +47,90 @@ def project(tmp_path_factory, project_root):
     return work, env, output
 
 
-def test_every_stage_ran_and_showed_progress(project, params):
+def test_every_stage_ran_and_showed_progress_without_start_up_noise(project, params):
     _, _, output = project
     ran = stages_run(output)
     for name in params["models"]:
         assert {f"train@{name}", f"evaluate@{name}"} <= ran
-    assert {"download@mnist", "download@fashion", "prepare@mnist", "split@fashion", "aggregate",
-            "train_multitask", "evaluate_multitask", "aggregate_multitask"} <= ran
+    assert {"download@mnist", "download@fashion", "prepare@mnist", "split@fashion", "train_multitask",
+            "evaluate_multitask", *(f"aggregate@{study}" for study in STUDIES)} <= ran
     # Keras prints one progress line per epoch (verbose=2): steps, time, train and val metrics.
     assert re.search(r"^\d+/\d+ - \d+s - .*accuracy: [\d.]+ .*val_accuracy: [\d.]+", output, flags=re.MULTILINE)
     assert "verified all 4 files from" in output
+    # TensorFlow's C++ start-up lines (CUDA probing on a CPU machine) are kept out of the log.
+    for noise in ("cuInit", "cudart_stub", "absl::InitializeLog", "oneDNN custom operations"):
+        assert noise not in output, noise
 
 
-def test_metrics_files_are_sane(project, params):
+def test_results_of_every_model_are_sane(project, params):
     work, _, _ = project
     for name, entry in params["models"].items():
-        metrics = json.loads((work / "metrics" / f"{name}.json").read_text())
+        model_dir = work / "results" / entry["study"] / name
+        metrics = json.loads((model_dir / "metrics.json").read_text())
         for key in ("accuracy", "precision_macro", "recall_macro", "f1_macro"):
             assert 0.0 <= metrics[key] <= 1.0, (name, key)
         assert metrics["accuracy"] > 0.1 or entry["training"]["augmentation"]["enabled"], name  # chance is 0.1
         assert metrics["loss"] > 0 and metrics["samples"] == LIMITS["max_eval_samples"]
-        assert metrics["epochs_run"] == 1 and metrics["training_time_seconds"] > 0 and metrics["training_cpu_seconds"] > 0
+        assert metrics["epochs_run"] == 1 and metrics["epoch_of_saved_weights"] == 1
+        assert metrics["training_time_seconds"] > 0 and metrics["training_cpu_seconds"] > 0
         provenance = metrics["provenance"][0]
         assert provenance["params"] == entry and provenance["limits"] == LIMITS
         assert provenance["library_versions"]["tensorflow"].startswith("2.")
-        report = (work / "metrics" / f"{name}_report.txt").read_text()
+        report = (model_dir / "report.txt").read_text()
         assert report.startswith(entry.get("report_title", f"{name} Performance") + ":\n[[")
-        confusion = pd.read_csv(work / "plots" / "confusion" / f"{name}.csv")
+        confusion = pd.read_csv(model_dir / "confusion.csv")
         assert list(confusion.columns) == ["actual", "predicted"] and len(confusion) == LIMITS["max_eval_samples"]
-        for png in (f"{name}_confusion.png", f"{name}_samples.png"):
-            assert (work / "plots" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-        assert (work / "models" / f"{name}.keras").stat().st_size > 0
-    table = pd.read_csv(work / "metrics" / "comparison.csv")
-    assert list(table["model"]) == list(params["models"])
-    assert "Best model on fashion: **" in (work / "metrics" / "comparison.md").read_text()
-    curves = pd.read_csv(work / "plots" / "validation_accuracy.csv")
-    assert list(curves.columns) == ["epoch", *params["models"]] and len(curves) == 1
-    multitask = json.loads((work / "metrics" / "multitask.json").read_text())
-    assert 0 <= multitask["digits"]["accuracy"] <= 1 and 0 <= multitask["fashion"]["accuracy"] <= 1
-    comparison = pd.read_csv(work / "metrics" / "multitask_comparison.csv")
-    assert set(zip(comparison["model"], comparison["task"])) == {
-        ("dedicated", "digits"), ("dedicated", "fashion"), ("multitask", "digits"), ("multitask", "fashion")}
-    for report in ("multitask_digits_report.txt", "multitask_fashion_report.txt"):
-        assert (work / "metrics" / report).read_text().startswith("Multitask Model")
-    assert (work / "plots" / "multitask_comparison.png").read_bytes()[:4] == b"\x89PNG"
+        for png in ("confusion.png", "samples.png"):
+            assert (model_dir / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert (model_dir / "model.keras").stat().st_size > 0
+
+    # The multitask model goes through the same evaluation: per head, plus the same training fields.
+    multitask_dir = work / "results" / params["multitask"]["study"] / "multitask"
+    multitask = json.loads((multitask_dir / "metrics.json").read_text())
+    for task, config in params["multitask"]["tasks"].items():
+        assert 0 <= multitask[task]["accuracy"] <= 1 and multitask[task]["dataset"] == config["dataset"]
+        assert (multitask_dir / f"report_{task}.txt").read_text().startswith(config["report_title"] + ":\n[[")
+        assert (multitask_dir / f"samples_{task}.png").read_bytes()[:4] == b"\x89PNG"
+    assert multitask["epoch_of_saved_weights"] == 1 and multitask["provenance"][0]["params"] == params["multitask"]
+
+
+def test_each_study_has_its_own_comparison(project, params):
+    work, _, _ = project
+    fashion = work / "comparisons" / "fashion_cnns"
+    table = pd.read_csv(fashion / "table.csv")
+    assert list(table["model"]) == study_models(params, "fashion_cnns")  # no MNIST models here
+    assert "Best model on fashion: **" in (fashion / "table.md").read_text()
+    curves = pd.read_csv(fashion / "validation_accuracy.csv")
+    assert list(curves.columns) == ["epoch", "model", "validation_accuracy"]
+    assert sorted(curves["model"]) == study_models(params, "fashion_cnns") and set(curves["epoch"]) == {1}
+
+    both = work / "comparisons" / "dedicated_vs_multitask"
+    table = pd.read_csv(both / "table.csv", keep_default_na=False)
+    assert set(zip(table["model"], table["head"], table["dataset"])) == {
+        ("digits_dedicated", "", "mnist"), ("fashion_dedicated", "", "fashion"),
+        ("multitask", "digits", "mnist"), ("multitask", "fashion", "fashion")}
+    assert set(pd.read_csv(both / "validation_loss.csv")["model"]) == {
+        "digits_dedicated", "fashion_dedicated", "multitask (digits)", "multitask (fashion)"}
+    for png in ("validation_accuracy.png", "validation_loss.png", "test_accuracy.png"):
+        assert (both / png).read_bytes()[:4] == b"\x89PNG"
 
 
 def test_dvc_metrics_show_lists_every_model(project, params):
     work, env, _ = project
     shown = json.loads(run(dvc("metrics", "show", "--json"), work, env))
     files = next(iter(shown.values()))["data"]
-    for name in [*params["models"], "multitask"]:
-        assert "accuracy" in json.dumps(files[f"metrics/{name}.json"]["data"]), name
+    for name, study in [*((name, entry["study"]) for name, entry in params["models"].items()),
+                        ("multitask", params["multitask"]["study"])]:
+        assert "accuracy" in json.dumps(files[f"results/{study}/{name}/metrics.json"]["data"]), name
 
 
 def test_dvc_plots_show_writes_html(project):
     work, env, _ = project
     run(dvc("plots", "show"), work, env)
     html = (work / "dvc_plots" / "index.html").read_text()
-    assert "Validation accuracy per epoch" in html and "confusion" in html
+    assert "CNNs on Fashion-MNIST: validation accuracy per epoch" in html and "confusion" in html
+    # The project's template colours the long-format curves by model.
+    assert '"field": "model"' in html or '"field":"model"' in html
 
 
 def test_second_repro_runs_nothing_and_edits_rerun_only_their_stages(project):
@@ -87,15 +138,36 @@ def test_second_repro_runs_nothing_and_edits_rerun_only_their_stages(project):
     assert stages_run(run(dvc("repro"), work, env)) == set()
     assert "Data and pipelines are up to date" in run(dvc("status"), work, env)
 
-    # One CNN's recipe: only its train/evaluate and the aggregate.
+    # One CNN's recipe: only its train/evaluate and its study's aggregate.
     set_value(work / "params.yaml", r"(  fmnist_2:.*?learning_rate: )0\.001", r"\g<1>0.002")
-    status = json.loads(run(dvc("status", "--json"), work, env))
-    assert set(status) == {"train@fmnist_2", "evaluate@fmnist_2", "aggregate"}
-    assert stages_run(run(dvc("repro"), work, env)) == {"train@fmnist_2", "evaluate@fmnist_2", "aggregate"}
+    expected = {"train@fmnist_2", "evaluate@fmnist_2", "aggregate@fashion_cnns"}
+    # The aggregate's inputs change only when the evaluation has rerun.
+    assert set(json.loads(run(dvc("status", "--json"), work, env))) == {"train@fmnist_2", "evaluate@fmnist_2"}
+    assert stages_run(run(dvc("repro"), work, env)) == expected
 
-    # The multitask trunk: only the multitask stages and their aggregation.
+    # The multitask trunk: only the multitask stages and their study's aggregate.
     set_value(work / "params.yaml", r"(  trunk:.*?units: )128", r"\g<1>64")
     status = json.loads(run(dvc("status", "--json"), work, env))
     assert set(status) == {"train_multitask", "evaluate_multitask"}
     assert stages_run(run(dvc("repro"), work, env)) == {
-        "train_multitask", "evaluate_multitask", "aggregate_multitask"}
+        "train_multitask", "evaluate_multitask", "aggregate@dedicated_vs_multitask"}
+
+
+def test_a_new_model_entry_runs_only_its_stages_with_progress_as_it_happens(project, params):
+    """Adding a model is one entry under `models:`; its epoch lines reach a pipe as each epoch ends."""
+    work, env, _ = project
+    text = (work / "params.yaml").read_text()
+    (work / "params.yaml").write_text(text.replace("\nmodels:\n", "\nmodels:" + NEW_MODEL, 1))
+    process = subprocess.Popen(dvc("repro"), cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True, bufsize=1)
+    arrivals = [(time.monotonic(), line) for line in process.stdout]
+    assert process.wait() == 0, "".join(line for _, line in arrivals)[-4000:]
+    output = "".join(line for _, line in arrivals)
+    assert stages_run(output) == {"train@fmnist_tiny", "evaluate@fmnist_tiny", "aggregate@fashion_cnns"}, output
+    table = pd.read_csv(work / "comparisons" / "fashion_cnns" / "table.csv")
+    assert list(table["model"]) == sorted([*study_models(params, "fashion_cnns"), "fmnist_tiny"])
+    # The stage's first line is printed before training starts, the epoch's line when it ends: with
+    # output held back in a buffer both would arrive together when the stage exits.
+    started = next(moment for moment, line in arrivals if line.startswith("[train fmnist_tiny] 15,770 parameters"))
+    ended = next(moment for moment, line in arrivals if re.match(r"\d+/\d+ - \d+s - ", line))
+    assert ended - started > 0.2, (started, ended)

@@ -1,35 +1,61 @@
-"""dvc.yaml lists some per-model paths explicitly; keep them in step with params.yaml."""
+"""dvc.yaml's code dependencies, the README's promises and its benchmark tables."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
 import yaml
 
-
-def load_dvc_yaml(project_root):
-    return yaml.safe_load((project_root / "dvc.yaml").read_text())
+PACKAGE = "cnn_comparison"
 
 
-def test_aggregate_depends_on_every_model(project_root, params):
-    deps = load_dvc_yaml(project_root)["stages"]["aggregate"]["deps"]
-    models = list(params["models"])
-    assert [dep for dep in deps if dep.startswith("metrics/")] == [f"metrics/{name}.json" for name in models]
-    assert [dep for dep in deps if dep.startswith("dvclive/")] == [f"dvclive/{name}" for name in models]
+def package_imports(path: Path) -> set[str]:
+    """Modules of the package that one file imports directly (``cnn_comparison.x`` -> ``x``)."""
+    imported = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == PACKAGE:
+            if node.module == PACKAGE:  # from cnn_comparison import atomic
+                imported.update(alias.name for alias in node.names)
+            else:
+                imported.add(node.module.split(".")[1])
+        elif isinstance(node, ast.Import):
+            imported.update(alias.name.split(".")[1] for alias in node.names
+                            if alias.name.startswith(PACKAGE + "."))
+    return imported
 
 
-def test_top_level_metrics_cover_every_model(project_root, params):
-    metrics = load_dvc_yaml(project_root)["metrics"]
-    assert metrics == [f"metrics/{name}.json" for name in params["models"]] + ["metrics/multitask.json"]
+def import_closure(project_root: Path, script: str) -> set[str]:
+    """Every package file a stage script runs: its imports, their imports, and so on."""
+    seen: set[str] = set()
+    pending = package_imports(project_root / script)
+    while pending:
+        module = pending.pop()
+        if module not in seen:
+            seen.add(module)
+            pending |= package_imports(project_root / PACKAGE / f"{module}.py")
+    return {f"{PACKAGE}/{module}.py" for module in seen}
 
 
-def test_validation_curve_plots_cover_every_model(project_root, params):
-    plots = {name: spec for entry in load_dvc_yaml(project_root)["plots"] if isinstance(entry, dict)
-             for name, spec in entry.items()}
-    for title, csv in (("Validation accuracy per epoch", "plots/validation_accuracy.csv"),
-                       ("Validation loss per epoch", "plots/validation_loss.csv")):
-        assert plots[title]["y"] == {csv: list(params["models"])}
+def stage_definitions(project_root: Path) -> dict[str, dict]:
+    stages = yaml.safe_load((project_root / "dvc.yaml").read_text())["stages"]
+    return {name: stage.get("do", stage) for name, stage in stages.items()}
 
 
-def test_multitask_dedicated_models_exist(params):
-    for task, config in params["multitask"]["tasks"].items():
-        assert params["models"][config["dedicated_model"]]["dataset"] == config["dataset"]
-        assert task in params["multitask"]["heads"]
+def test_every_stage_depends_on_exactly_the_code_it_runs(project_root):
+    for name, stage in stage_definitions(project_root).items():
+        script = stage["cmd"].split()[1]
+        assert script.startswith("stages/"), (name, stage["cmd"])
+        code_deps = {dep for dep in stage["deps"] if dep.endswith(".py")}
+        assert code_deps == {script} | import_closure(project_root, script), name
+
+
+def test_import_closure_follows_imports_inside_the_package(tmp_path):
+    (tmp_path / PACKAGE).mkdir()
+    (tmp_path / PACKAGE / "a.py").write_text("from cnn_comparison.b import x\n")
+    (tmp_path / PACKAGE / "b.py").write_text("from cnn_comparison import c\nimport numpy\n")
+    (tmp_path / PACKAGE / "c.py").write_text("")
+    (tmp_path / "stage.py").write_text("import cnn_comparison.a\n")
+    assert import_closure(tmp_path, "stage.py") == {f"{PACKAGE}/{name}.py" for name in "abc"}
 
 
 def test_readme_opens_with_the_two_commands(project_root):
@@ -40,13 +66,26 @@ def test_readme_opens_with_the_two_commands(project_root):
     assert "pytest" in code_blocks[3] or "pytest" in first_block
 
 
-def test_readme_shows_the_latest_full_benchmark(project_root):
+def test_readme_stays_short_and_its_links_exist(project_root):
+    text = (project_root / "README.md").read_text()
+    assert len(text.encode()) < 8 * 1024
+    for document in ("docs/results.md", "docs/pipeline.md", "docs/team.md", "benchmarks/README.md"):
+        assert f"]({document})" in text and (project_root / document).is_file(), document
+
+
+def test_benchmark_readme_shows_the_latest_full_benchmark(project_root):
     table = (project_root / "benchmarks" / "results" / "benchmark.md").read_text()
     assert table.startswith("Benchmark (full mode")
-    assert table in (project_root / "README.md").read_text()
+    assert table in (project_root / "benchmarks" / "README.md").read_text()
 
 
-def test_readme_shows_the_latest_queue_sweep(project_root):
+def test_team_doc_shows_the_latest_queue_sweep(project_root):
     table = (project_root / "benchmarks" / "results" / "queue_sweep.md").read_text()
     assert table.startswith("Queue sweep, ")
-    assert table in (project_root / "README.md").read_text()
+    assert table in (project_root / "docs" / "team.md").read_text()
+
+
+def test_package_init_runs_no_code(project_root):
+    """Stages import the package's __init__ without listing it as a dependency: it must stay inert."""
+    tree = ast.parse((project_root / PACKAGE / "__init__.py").read_text())
+    assert [type(node) for node in tree.body] == [ast.Expr] and isinstance(tree.body[0].value, ast.Constant)

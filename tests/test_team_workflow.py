@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 import queue_sweep
-from helpers import copy_project, dvc, git, run, set_value, stages_run, tool_environment
+from devtools.project_copies import copy_project, dvc, git, run, set_value, stages_run, tool_environment
 from servers import openssh_server, s3_server
 
 pytestmark = pytest.mark.end_to_end
@@ -28,6 +28,14 @@ BUCKET = "team-dvc"
 SWEEP_ROUNDS = 2
 SWEEP_WORKERS = 2
 TIMINGS: dict[str, float] = {}
+STUDY_OF = {"multitask": "dedicated_vs_multitask",
+            **{model: "fashion_cnns" for model in ("fmnist_1", "fmnist_2", "fmnist_3", "fmnist_4", "fmnist_6")}}
+AGGREGATE = "aggregate@fashion_cnns"
+
+
+def model_file(model: str) -> str:
+    """Where a model's trained weights live in a project (results/<study>/<model>/model.keras)."""
+    return f"results/{STUDY_OF[model]}/{model}/model.keras"
 
 
 def timed(name: str, command: list[str], cwd: Path, env: dict, check: bool = True) -> str:
@@ -94,7 +102,7 @@ def lock_outputs(clone: Path) -> dict[str, str]:
 
 
 def model_object(team: dict, remote_root: Path, model: str) -> Path:
-    md5 = lock_outputs(team["a"])[f"models/{model}.keras"]
+    md5 = lock_outputs(team["a"])[model_file(model)]
     return remote_root / "files" / "md5" / md5[:2] / md5[2:]
 
 
@@ -107,11 +115,11 @@ def assert_up_to_date_without_training(clone: Path, reference: Path, env: dict, 
     head = run(["git", "rev-parse", "HEAD"], clone, env)
     assert head == run(["git", "rev-parse", "HEAD"], reference, env)
     for model in ("fmnist_1", "multitask"):
-        pulled = clone / "models" / f"{model}.keras"
-        assert filecmp.cmp(pulled, reference / "models" / f"{model}.keras", shallow=False)
+        pulled = clone / model_file(model)
+        assert filecmp.cmp(pulled, reference / model_file(model), shallow=False)
         assert pulled.stat().st_mtime < started, "repro must not have rewritten the pulled model"
-    for metrics in (reference / "metrics").glob("*.json"):
-        assert filecmp.cmp(metrics, clone / "metrics" / metrics.name, shallow=False)
+    for metrics in (reference / "results").glob("*/*/metrics.json"):
+        assert filecmp.cmp(metrics, clone / metrics.relative_to(reference), shallow=False)
 
 
 def test_shared_directory_remote_team_workflow(team):
@@ -138,20 +146,20 @@ def test_shared_directory_remote_team_workflow(team):
     assert "Stage 'train@fmnist_3' is cached - skipping run" in output, output
     # Evaluation writes git-tracked files, whose content `dvc push --run-cache` does not carry, so
     # it is recomputed from the restored model (seconds), and so is the aggregate; training is not.
-    assert stages_run(output) <= {"evaluate@fmnist_3", "aggregate"}, output
+    assert stages_run(output) <= {"evaluate@fmnist_3", AGGREGATE}, output
     run(["git", "checkout", "params.yaml"], clone_b, env)
     run(dvc("checkout"), clone_b, env)
 
     # B changes one model: only that model retrains; A then gets B's model without training.
     set_value(clone_b / "params.yaml", r"(  fmnist_3:.*?learning_rate: )0\.001", r"\g<1>0.003")
-    assert stages_run(run(dvc("repro"), clone_b, env)) == {"train@fmnist_3", "evaluate@fmnist_3", "aggregate"}
+    assert stages_run(run(dvc("repro"), clone_b, env)) == {"train@fmnist_3", "evaluate@fmnist_3", AGGREGATE}
     run(git("commit", "-qam", "fmnist_3: learning rate 0.003"), clone_b, env)
     run(git("push", "-q", "origin", "main"), clone_b, env)
     run(dvc("push"), clone_b, env)
 
     run(git("pull", "-q", "--ff-only", "origin", "main"), clone_a, env)
     run(dvc("pull"), clone_a, env)
-    assert filecmp.cmp(clone_a / "models" / "fmnist_3.keras", clone_b / "models" / "fmnist_3.keras", shallow=False)
+    assert filecmp.cmp(clone_a / model_file("fmnist_3"), clone_b / model_file("fmnist_3"), shallow=False)
     assert stages_run(run(dvc("repro"), clone_a, env)) == set()
 
 
@@ -187,9 +195,9 @@ def test_two_machines_train_different_models_and_a_third_trains_nothing(team):
     output = timed("machine 3: dvc repro --pull (two models trained elsewhere)", dvc("repro", "--pull"), third, env)
     for model in trained.values():
         assert f"Stage 'train@{model}' is cached - skipping run" in output, output
-    assert stages_run(output) == {*(f"evaluate@{model}" for model in trained.values()), "aggregate"}, output
+    assert stages_run(output) == {*(f"evaluate@{model}" for model in trained.values()), AGGREGATE}, output
     for name, model in trained.items():
-        assert filecmp.cmp(third / "models" / f"{model}.keras", machines[name] / "models" / f"{model}.keras",
+        assert filecmp.cmp(third / model_file(model), machines[name] / model_file(model),
                            shallow=False)
     assert "Data and pipelines are up to date" in run(dvc("status"), third, env)
     run(git("add", "-A"), third, env)
@@ -245,11 +253,11 @@ def test_sweep_on_the_queue_with_two_workers_and_the_best_applied(team):
     model = yaml.safe_load((project / "params.yaml").read_text())["models"][queue_sweep.MODEL]
     assert (model["training"]["learning_rate"], model["layers"][3]["rate"], model["training"]["seed"]) == (
         best["learning_rate"], best["dropout"], best["seed"])
-    metrics = json.loads((project / "metrics" / f"{queue_sweep.MODEL}.json").read_text())
+    metrics = json.loads((project / queue_sweep.RESULTS / "metrics.json").read_text())
     assert metrics["accuracy"] == best["accuracy"]
     # The applied experiment is a finished run of its target: only the comparison table, which
     # the sweep left out, is refreshed.
-    assert stages_run(run(dvc("repro"), project, env)) == {"aggregate"}
+    assert stages_run(run(dvc("repro"), project, env)) == {AGGREGATE}
 
 
 @pytest.mark.parametrize("remote", ["ssh", "s3"])
@@ -279,9 +287,9 @@ def test_corrupted_remote_object_is_detected_on_pull(team):
     run(dvc("remote", "add", "--local", "--force", "team", str(damaged)), clone, env)
     output = run(dvc("pull"), clone, env, check=False)
     md5 = corrupted.parent.name + corrupted.name
-    assert md5 in output and "models/fmnist_1.keras" in output, output
-    assert not (clone / "models" / "fmnist_1.keras").exists(), "corrupted data must not be checked out"
-    assert (clone / "models" / "fmnist_2.keras").exists(), "intact objects are still pulled"
+    assert md5 in output and model_file("fmnist_1") in output, output
+    assert not (clone / model_file("fmnist_1")).exists(), "corrupted data must not be checked out"
+    assert (clone / model_file("fmnist_2")).exists(), "intact objects are still pulled"
 
 
 def test_interrupted_push_resumes(team):

@@ -2,7 +2,7 @@ import numpy as np
 
 from cnn_comparison.builder import build_multitask
 from cnn_comparison.params import Augmentation, parse_recipe
-from cnn_comparison.training import combine_tasks, make_augmentation, make_dataset, train_multitask
+from cnn_comparison.training import combine_tasks, make_augmentation, make_dataset, train_model
 
 REFERENCE_AUGMENTATION = Augmentation(enabled=True, width_shift=0.2, height_shift=0.2, horizontal_flip=True)
 
@@ -67,7 +67,7 @@ def test_a_digits_only_batch_changes_the_trunk_and_digits_head_but_not_the_fashi
         "fashion": {"train_images": empty[0], "train_labels": empty[1],
                     "validation_images": empty[0], "validation_labels": empty[1]},
     }
-    history, _ = train_multitask(model, arrays, recipe, epochs=1, callbacks=[])
+    history, _ = train_model(model, arrays, recipe, callbacks=[])
     changed = {layer.name: any(not np.array_equal(old, new.numpy()) for old, new in zip(before[layer.name], layer.weights))
                for layer in model.layers if layer.weights}
     assert changed["digits"] is True

@@ -1,0 +1,73 @@
+"""Temporary copies of the project, and the `dvc`/`git` calls the tests and benchmarks run in them."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+SMALL_LIMITS = {"max_train_samples": 1000, "max_epochs": 1, "max_eval_samples": 500}
+GIT_IDENTITY = ["-c", "user.name=test", "-c", "user.email=test@example.com"]
+
+
+def copy_tracked_files(project_root: Path, destination: Path) -> Path:
+    """Copy what git tracks (never data, models or caches), keeping timestamps; return ``destination``."""
+    tracked = subprocess.run(["git", "ls-files"], cwd=project_root, capture_output=True, text=True, check=True)
+    for relative in tracked.stdout.splitlines():
+        source = project_root / relative
+        if source.is_file():  # a tracked file deleted in the work tree is skipped
+            (destination / relative).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, destination / relative)
+    return destination
+
+
+def tool_environment(**extra: str) -> dict:
+    """The current environment with this interpreter's bin first, so stages run in the same venv."""
+    environment = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", **extra}
+    environment.pop("CNN_DATA_MIRROR", None)
+    return environment
+
+
+def run(command: list[str], cwd: Path, env: dict, check: bool = True) -> str:
+    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
+    output = result.stdout + result.stderr
+    if check:
+        assert result.returncode == 0, f"{' '.join(command)} failed ({result.returncode}):\n{output[-4000:]}"
+    return output
+
+
+def dvc(*arguments: str) -> list[str]:
+    return [sys.executable, "-m", "dvc", *arguments]
+
+
+def git(*arguments: str) -> list[str]:
+    return ["git", *GIT_IDENTITY, *arguments]
+
+
+def stages_run(output: str) -> set[str]:
+    """Stages `dvc repro` actually executed (restored-from-run-cache stages are not listed)."""
+    return set(re.findall(r"Running stage '([^']+)'", output))
+
+
+def set_value(params_path: Path, pattern: str, replacement: str) -> None:
+    """Edit params.yaml in place with a regex, keeping its comments and layout."""
+    text = params_path.read_text()
+    new_text, count = re.subn(pattern, replacement, text, count=1, flags=re.MULTILINE | re.DOTALL)
+    assert count == 1, f"{pattern!r} not found in {params_path}"
+    params_path.write_text(new_text)
+
+
+def copy_project(project_root: Path, destination: Path, limits: dict = SMALL_LIMITS) -> Path:
+    """Copy the git-tracked files, set small limits and commit them in a new repository."""
+    copy_tracked_files(project_root, destination)
+    for name, value in limits.items():
+        set_value(destination / "params.yaml", rf"^  {name}: null", f"  {name}: {value}")
+    env = tool_environment()
+    run(["git", "init", "-q", "-b", "main"], destination, env)
+    # Link workspace files to the DVC cache instead of copying them: each copy holds ~1 GB of arrays.
+    run(dvc("config", "cache.type", "hardlink,symlink"), destination, env)
+    run(git("add", "-A"), destination, env)
+    run(git("commit", "-qm", "project copy with small limits"), destination, env)
+    return destination

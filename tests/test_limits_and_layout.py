@@ -1,0 +1,71 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from cnn_comparison.comparison import best_models, comparison_table, long_history, wide_history
+from cnn_comparison.layout import head_directories, head_file
+from cnn_comparison.limits import Limits, capped_recipe, capped_split, parse_limits
+from cnn_comparison.params import parse_recipe
+
+
+def test_capped_recipe_is_the_one_epoch_count_a_run_follows(params):
+    recipe = parse_recipe("models.fmnist_3.training", params["models"]["fmnist_3"]["training"])
+    assert capped_recipe(recipe, Limits()).epochs == 50
+    assert capped_recipe(recipe, Limits(max_epochs=3)).epochs == 3
+    assert capped_recipe(recipe, Limits(max_epochs=80)) == recipe
+    assert capped_recipe(recipe, Limits(max_epochs=3)).learning_rate == recipe.learning_rate
+
+
+def test_limits_cap_training_and_validation_separately():
+    arrays = {"train_images": np.zeros((10, 28, 28, 1)), "train_labels": np.arange(10),
+              "validation_images": np.zeros((6, 28, 28, 1)), "validation_labels": np.arange(6)}
+    capped = capped_split(arrays, parse_limits({"max_train_samples": 4, "max_eval_samples": 2, "max_epochs": None}))
+    assert [len(capped[key]) for key in arrays] == [4, 4, 2, 2]
+    np.testing.assert_array_equal(capped["train_labels"], [0, 1, 2, 3])
+
+
+def test_unknown_or_bad_limit_is_named():
+    with pytest.raises(ValueError, match=r"limits: unknown key\(s\) \['max_epoch'\]"):
+        parse_limits({"max_epoch": 1})
+    with pytest.raises(ValueError, match="limits.max_epochs: expected a positive integer or null, got 0"):
+        parse_limits({"max_epochs": 0})
+
+
+def test_head_directories_pair_tasks_with_directories(tmp_path):
+    assert head_directories("fmnist_1", [None], ["data/split/fashion"]) == {None: tmp_path.__class__("data/split/fashion")}
+    pairs = head_directories("multitask", ["digits", "fashion"], ["fashion=f", "digits=d"])
+    assert {head: str(path) for head, path in pairs.items()} == {"digits": "d", "fashion": "f"}
+    with pytest.raises(ValueError, match="multitask: expected TASK=DIR for each of the tasks"):
+        head_directories("multitask", ["digits", "fashion"], ["digits=d"])
+    with pytest.raises(ValueError, match="fmnist_1: expected one data directory"):
+        head_directories("fmnist_1", [None], ["digits=d"])
+    assert head_file(tmp_path, "report", ".txt", None).name == "report.txt"
+    assert head_file(tmp_path, "report", ".txt", "digits").name == "report_digits.txt"
+
+
+def record(model, **heads):
+    scores = lambda accuracy, dataset: {"accuracy": accuracy, "precision_macro": 0.5, "recall_macro": 0.5,
+                                        "f1_macro": accuracy, "loss": 0.3, "dataset": dataset}
+    common = {"model": model, "training_time_seconds": 1.0, "training_cpu_seconds": 2.0, "parameter_count": 3,
+              "epochs_run": 4}
+    if list(heads) == ["single"]:
+        return {**scores(*heads["single"]), **common}
+    return {**common, **{head: scores(*value) for head, value in heads.items()}}
+
+
+def test_multitask_heads_become_rows_next_to_the_dedicated_models():
+    table = comparison_table([record("digits_dedicated", single=(0.96, "mnist")),
+                              record("multitask", digits=(0.97, "mnist"), fashion=(0.86, "fashion")),
+                              record("fashion_dedicated", single=(0.87, "fashion"))])
+    assert list(zip(table["model"], table["head"], table["dataset"])) == [
+        ("digits_dedicated", "", "mnist"), ("multitask", "digits", "mnist"), ("multitask", "fashion", "fashion"),
+        ("fashion_dedicated", "", "fashion")]
+    assert best_models(table) == {"mnist": "multitask", "fashion": "fashion_dedicated"}
+
+
+def test_long_history_keeps_every_model_and_epoch():
+    series = {"a": pd.Series([0.5, 0.6], index=[1, 2]), "b": pd.Series([0.4], index=[1])}
+    long = long_history(series, "validation_accuracy")
+    assert list(long.columns) == ["epoch", "model", "validation_accuracy"] and len(long) == 3
+    wide = wide_history(long, "validation_accuracy")
+    assert list(wide.columns) == ["a", "b"] and np.isnan(wide.loc[2, "b"])
