@@ -4,7 +4,7 @@ Retrains the dedicated models and the multitask model from params.yaml on full d
 seeds, exactly as the train stages do (same builder, recipe and tf.data path), and evaluates each
 on the test set. With ``--all-training-data`` the 20% validation split is added to the training
 images (the reference's likely setup, as it reports no validation), to see whether that closes
-a gap; ``--epochs N`` overrides the recipes' epoch counts. Used to explain the README's gaps to the reference; takes minutes, not part of the pipeline.
+a gap; ``--epochs N`` overrides the recipes' epoch counts. Used to explain docs/results.md's gaps to the reference; takes minutes, not part of the pipeline.
 
 Usage: python benchmarks/seed_variance.py [--seeds 42 43 44] [--all-training-data] [--epochs N] [--output PATH]
 """
