@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -32,7 +34,7 @@ def test_unknown_or_bad_limit_is_named():
 
 
 def test_head_directories_pair_tasks_with_directories(tmp_path):
-    assert head_directories("fmnist_1", [None], ["data/split/fashion"]) == {None: tmp_path.__class__("data/split/fashion")}
+    assert head_directories("fmnist_1", [None], ["data/split/fashion"]) == {None: Path("data/split/fashion")}
     pairs = head_directories("multitask", ["digits", "fashion"], ["fashion=f", "digits=d"])
     assert {head: str(path) for head, path in pairs.items()} == {"digits": "d", "fashion": "f"}
     with pytest.raises(ValueError, match="multitask: expected TASK=DIR for each of the tasks"):
