@@ -17,7 +17,7 @@ from typing import Mapping, Sequence
 from cnn_comparison import atomic
 from cnn_comparison.comparison import best_model, comparison_table
 from cnn_comparison.layout import METRICS_FILE
-from cnn_comparison.params import MULTITASK, load_params
+from cnn_comparison.params import MULTITASK, load_params, model_spec
 
 CNN_STUDY = "fashion_cnns"  # the study the reference report's table compares
 
@@ -156,7 +156,7 @@ def replace_section(text: str, name: str, content: str) -> str:
 
 
 def model_study(params: Mapping, name: str) -> str:
-    return params[MULTITASK]["study"] if name == MULTITASK else params["models"][name]["study"]
+    return model_spec(params, name).study
 
 
 def read_metrics(results_dir: Path, params: Mapping, names: Sequence[str]) -> dict[str, dict | None]:

@@ -19,6 +19,8 @@ import pytest
 import yaml
 
 import queue_sweep
+from cnn_comparison.layout import MODEL_FILE
+from cnn_comparison.params import load_params, model_spec
 from devtools.project_copies import copy_project, dvc, git, run, set_value, stages_run, tool_environment
 from servers import openssh_server, s3_server
 
@@ -28,14 +30,13 @@ BUCKET = "team-dvc"
 SWEEP_ROUNDS = 2
 SWEEP_WORKERS = 2
 TIMINGS: dict[str, float] = {}
-STUDY_OF = {"multitask": "dedicated_vs_multitask",
-            **{model: "fashion_cnns" for model in ("fmnist_1", "fmnist_2", "fmnist_3", "fmnist_4", "fmnist_6")}}
+PARAMS = load_params(Path(__file__).resolve().parents[1] / "params.yaml")
 AGGREGATE = "aggregate@fashion_cnns"
 
 
 def model_file(model: str) -> str:
     """Where a model's trained weights live in a project (results/<study>/<model>/model.keras)."""
-    return f"results/{STUDY_OF[model]}/{model}/model.keras"
+    return f"results/{model_spec(PARAMS, model).study}/{model}/{MODEL_FILE}"
 
 
 def timed(name: str, command: list[str], cwd: Path, env: dict, check: bool = True) -> str:
