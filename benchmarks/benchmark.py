@@ -48,7 +48,8 @@ from cnn_comparison.builder import build_sequential  # noqa: E402
 from cnn_comparison.params import load_params, parse_recipe  # noqa: E402
 from cnn_comparison.provenance import library_versions  # noqa: E402
 from cnn_comparison.sources import FILE_KEYS, acquire  # noqa: E402
-from cnn_comparison.training import PREDICTION_BATCH_SIZE, compile_model, make_dataset, training_dataset  # noqa: E402
+from cnn_comparison.training import (PREDICTION_BATCH_SIZE, class_counts, compile_model, make_dataset,  # noqa: E402
+                                     one_hot, training_dataset)
 from devtools.project_copies import copy_tracked_files  # noqa: E402
 from devtools.results_doc import REFERENCE_EPOCHS_RUN  # noqa: E402
 
@@ -96,7 +97,8 @@ def reference_fitter(model, images, labels, recipe):
 def pipeline_fitter(model, images, labels, recipe):
     """The pipeline's own path: stages/train.py -> cnn_comparison.training."""
     compile_model(model, recipe)
-    dataset = training_dataset(images, labels, recipe)
+    (class_count,) = class_counts(model).values()
+    dataset = training_dataset(images, one_hot(labels, class_count), recipe)
     return lambda timer: model.fit(dataset, epochs=1, callbacks=[timer], verbose=0, shuffle=False)
 
 

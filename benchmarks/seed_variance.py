@@ -1,4 +1,4 @@
-"""How much do the study-2 accuracies move with the seed, and with more training data?
+"""How much do the study-2 accuracies (or one model's, with --model) move with the seed?
 
 Retrains the dedicated models and the multitask model from params.yaml on full data with several
 seeds, exactly as the train stages do (same builder, recipe and tf.data path), and evaluates each
@@ -6,7 +6,12 @@ on the test set. With ``--all-training-data`` the 20% validation split is added 
 images (the reference's likely setup, as it reports no validation), to see whether that closes
 a gap; ``--epochs N`` overrides the recipes' epoch counts. Used to explain docs/results.md's gaps to the reference; takes minutes, not part of the pipeline.
 
+With ``--model NAME`` it retrains that one single-task model instead, as `train` and `evaluate`
+do (test-time flip included), and records its training wall and CPU seconds per seed; that is
+how fmnist_fast's accuracy over seeds is measured (docs/results.md).
+
 Usage: python benchmarks/seed_variance.py [--seeds 42 43 44] [--all-training-data] [--epochs N] [--output PATH]
+       python benchmarks/seed_variance.py --model fmnist_fast --seeds 43 44
 """
 from __future__ import annotations
 
@@ -67,23 +72,48 @@ def run_once(params: dict, seed: int, all_training_data: bool, epochs: int | Non
     return accuracies
 
 
+def run_model(params: dict, name: str, seed: int, epochs: int | None) -> dict[str, float]:
+    """One seed of one single-task model: test accuracy and macro F1 as `evaluate` scores them, and
+    the training wall and CPU seconds as `train` measures them."""
+    spec = model_spec(params, name)
+    (task,) = spec.tasks.values()
+    arrays = training_arrays(task.dataset, all_training_data=False)
+    test = load_arrays(PROJECT_ROOT / "data" / "prepared" / task.dataset, ["test_images", "test_labels"])
+    recipe = dataclasses.replace(spec.recipe, seed=seed, epochs=epochs or spec.recipe.epochs)
+    model = build_model(spec)
+    cpu_start = time.process_time()
+    _, seconds = train_model(model, {None: arrays}, recipe, callbacks=[])
+    cpu_seconds = time.process_time() - cpu_start
+    probabilities = predict_heads(model, {None: test["test_images"]}, test_time_flip=recipe.test_time_flip)[None]
+    scores = classification_metrics(test["test_labels"], probabilities, params["datasets"][task.dataset]["class_names"])
+    return {"accuracy": scores["accuracy"], "f1_macro": scores["f1_macro"],
+            "training_time_seconds": round(seconds, 1), "training_cpu_seconds": round(cpu_seconds, 1)}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44])
     parser.add_argument("--all-training-data", action="store_true")
     parser.add_argument("--epochs", type=int, default=None, help="instead of each recipe's epochs")
+    parser.add_argument("--model", default=None, help="one single-task model from params.yaml instead of study 2")
     parser.add_argument("--params", type=Path, default=PROJECT_ROOT / "params.yaml")
     parser.add_argument("--output", type=Path, default=None)
     arguments = parser.parse_args(argv)
     params = load_params(arguments.params)
+    if arguments.model and arguments.all_training_data:
+        parser.error("--all-training-data is for study 2 only")
     variant = "all_training_data" if arguments.all_training_data else "recipe_as_in_params"
+    if arguments.model:
+        model_spec(params, arguments.model)  # an unknown name fails here, before any training
+        variant = arguments.model
     if arguments.epochs:
         variant += f"_{arguments.epochs}_epochs"
     output = arguments.output or PROJECT_ROOT / "benchmarks" / "results" / f"seed_variance_{variant}.json"
     runs = {}
     for seed in arguments.seeds:
         start = time.perf_counter()
-        runs[seed] = run_once(params, seed, arguments.all_training_data, arguments.epochs)
+        runs[seed] = (run_model(params, arguments.model, seed, arguments.epochs) if arguments.model
+                      else run_once(params, seed, arguments.all_training_data, arguments.epochs))
         print(f"[seed {seed}] " + ", ".join(f"{key} {value:.4f}" for key, value in runs[seed].items())
               + f" ({time.perf_counter() - start:.0f} s)", flush=True)
     summary = {key: {"mean": round(statistics.mean(values), 4), "stdev": round(statistics.stdev(values), 4),

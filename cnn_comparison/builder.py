@@ -15,6 +15,7 @@ IMAGE_SHAPE = (28, 28, 1)
 
 LAYER_TYPES: dict[str, type] = {
     "conv2d": keras.layers.Conv2D,
+    "separable_conv2d": keras.layers.SeparableConv2D,
     "max_pooling2d": keras.layers.MaxPooling2D,
     "average_pooling2d": keras.layers.AveragePooling2D,
     "global_average_pooling2d": keras.layers.GlobalAveragePooling2D,

@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Mapping, Sequence
 
+import numpy as np
 import pandas as pd
 
 SCORE_COLUMNS = {
@@ -76,6 +77,73 @@ def validation_history(live_dir: str | Path, record: Mapping, metric: str) -> di
     return {model if head is None else f"{model} ({head})":
             read_live_series(live_dir, f"eval/{metric}" if head is None else f"eval/{head}_{metric}")
             for head in heads(record)}
+
+
+ELAPSED_METRICS = ("elapsed_wall_seconds", "elapsed_cpu_seconds")  # logged per epoch by training.ElapsedTime
+
+
+def elapsed_history(live_dir: str | Path) -> pd.DataFrame | None:
+    """Wall and CPU seconds since training began, per epoch; None for runs from before they were logged."""
+    try:
+        return pd.DataFrame({metric: read_live_series(live_dir, metric) for metric in ELAPSED_METRICS})
+    except FileNotFoundError:
+        return None
+
+
+def accuracy_by_time(accuracy: Mapping[str, pd.Series], elapsed: pd.DataFrame | None) -> pd.DataFrame:
+    """Rows of (model, epoch, validation_accuracy, elapsed wall/CPU seconds) for models whose times were logged."""
+    frames = []
+    for label, series in accuracy.items():
+        frame = pd.DataFrame({"epoch": series.index, "model": label, "validation_accuracy": series.to_numpy()})
+        if elapsed is None:
+            for metric in ELAPSED_METRICS:
+                frame[metric] = np.nan
+        else:
+            frame = frame.join(elapsed, on="epoch")
+        frames.append(frame)
+    columns = ["epoch", "model", "validation_accuracy", *ELAPSED_METRICS]
+    return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
+
+
+def time_to_accuracy(history: pd.DataFrame, thresholds: Sequence[float]) -> pd.DataFrame:
+    """Per model and threshold, the first epoch whose validation accuracy reaches it, and the wall
+    and CPU seconds since training began at that epoch's end (validation included); NaN when the
+    threshold was never reached, or when the run logged no times."""
+    rows = []
+    for model, frame in history.groupby("model", sort=False):
+        frame = frame.sort_values("epoch")
+        for threshold in thresholds:
+            reached = frame[frame["validation_accuracy"] >= threshold]
+            first = reached.iloc[0] if len(reached) else None
+            rows.append({"model": model, "threshold": threshold, "epochs_run": int(frame["epoch"].max()),
+                         "epoch": np.nan if first is None else int(first["epoch"]),
+                         **{metric: np.nan if first is None else first[metric] for metric in ELAPSED_METRICS}})
+    return pd.DataFrame(rows, columns=["model", "threshold", "epochs_run", "epoch", *ELAPSED_METRICS])
+
+
+def time_to_accuracy_markdown(table: pd.DataFrame, thresholds: Sequence[float], without_logs: Sequence[str] = ()) -> str:
+    """One row per model, one column per threshold: when it was first reached, or why there is no time.
+
+    ``without_logs``: models whose training log is not in the workspace, listed so they are not
+    silently missing from the comparison.
+    """
+    if not thresholds:
+        return "No accuracy thresholds declared for this study (`studies.<study>.accuracy_thresholds`).\n"
+    lines = ["| model | " + " | ".join(f"first reaches {threshold:.2f}" for threshold in thresholds) + " |",
+             "|---|" + "---:|" * len(thresholds)]
+    for model, rows in table.groupby("model", sort=False):
+        cells = []
+        for row in rows.itertuples():
+            if np.isnan(row.epoch):
+                cells.append(f"not in {row.epochs_run} epochs")
+            elif np.isnan(row.elapsed_wall_seconds):
+                cells.append(f"epoch {int(row.epoch)} (times not logged)")
+            else:
+                cells.append(f"{row.elapsed_wall_seconds:,.0f} s wall, {row.elapsed_cpu_seconds:,.0f} s CPU (epoch {int(row.epoch)})")
+        lines.append(f"| {model} | " + " | ".join(cells) + " |")
+    for model in without_logs:
+        lines.append(f"| {model} | " + " | ".join(["no training log in the workspace"] * len(thresholds)) + " |")
+    return "\n".join(lines) + "\n\nValidation accuracy at the end of each epoch; seconds since training began, validation included.\n"
 
 
 def long_history(series_by_label: Mapping[str, pd.Series], column: str) -> pd.DataFrame:

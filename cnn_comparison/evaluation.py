@@ -51,11 +51,23 @@ def confusion_rows(labels: np.ndarray, predictions: np.ndarray, class_names: Seq
             for actual, predicted in zip(labels, predictions)]
 
 
-def predict_heads(model: keras.Model, images_by_head: Mapping[str | None, np.ndarray]) -> dict[str | None, np.ndarray]:
-    """Class probabilities per head; a single-task model has one head, named ``None``."""
+def predict_heads(model: keras.Model, images_by_head: Mapping[str | None, np.ndarray],
+                  test_time_flip: bool = False) -> dict[str | None, np.ndarray]:
+    """Class probabilities per head; a single-task model has one head, named ``None``.
+
+    With ``test_time_flip`` each image's probabilities are averaged with its mirror image's: a
+    model trained with horizontal flips sees both as the same garment, and two looks vote better.
+    """
+    def predict(images: np.ndarray):
+        return model.predict(images, batch_size=PREDICTION_BATCH_SIZE, verbose=0)
+
     probabilities = {}
     for head, images in images_by_head.items():
-        output = model.predict(images, batch_size=PREDICTION_BATCH_SIZE, verbose=0)
+        output = predict(images)
+        if test_time_flip:
+            mirrored = predict(images[:, :, ::-1])
+            output = ({name: (output[name] + mirrored[name]) / 2 for name in output} if isinstance(output, Mapping)
+                      else (output + mirrored) / 2)
         probabilities[head] = output if head is None else output[head]
     return probabilities
 
@@ -80,11 +92,14 @@ def metrics_record(spec: ModelSpec, scores: Mapping[str | None, dict], training:
 
 def write_head_outputs(model_dir: Path, head: str | None, title: str, figure_title: str, images: np.ndarray,
                        labels: np.ndarray, predictions: np.ndarray, class_names: Sequence[str]) -> str:
-    """The text report, DVC confusion-plot CSV, confusion PNG and sample grid of one head; returns the report."""
+    """The text report, DVC confusion-plot CSVs, confusion PNG and sample grid of one head; returns the report."""
     report = report_text(title, labels, predictions, class_names)
     atomic.write_text(head_file(model_dir, "report", ".txt", head), report)
-    atomic.write_text(head_file(model_dir, "confusion", ".csv", head),
-                      pd.DataFrame(confusion_rows(labels, predictions, class_names)).to_csv(index=False))
+    rows = pd.DataFrame(confusion_rows(labels, predictions, class_names)).to_csv(index=False)
+    # The same rows twice: a DVC plot takes one template per file, and dvc.yaml shows both
+    # the counts (`confusion`) and the per-class recall (`confusion_normalized`).
+    for stem in ("confusion", "confusion_normalized"):
+        atomic.write_text(head_file(model_dir, stem, ".csv", head), rows)
     save_figure(confusion_figure(confusion(labels, predictions, len(class_names)), class_names, figure_title),
                 head_file(model_dir, "confusion", ".png", head))
     save_figure(sample_grid_figure(images, labels, predictions, class_names), head_file(model_dir, "samples", ".png", head))

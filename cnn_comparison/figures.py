@@ -76,6 +76,30 @@ def curves_figure(table: pd.DataFrame, title: str, y_label: str, outlier_fence: 
     return figure
 
 
+def accuracy_by_time_figure(history: pd.DataFrame, thresholds: Sequence[float], title: str) -> plt.Figure:
+    """Validation accuracy against wall seconds of training, one line per model, thresholds dashed.
+
+    Time rather than epochs on the x-axis: models whose epochs cost different amounts compare fairly.
+    Accuracies below the lowest threshold minus 5 points are left off the scale.
+    """
+    figure, axis = plt.subplots(figsize=(10, 5))
+    for model, frame in history.groupby("model", sort=False):
+        axis.plot(frame["elapsed_wall_seconds"], frame["validation_accuracy"], marker=".", label=model)
+    for threshold in thresholds:
+        axis.axhline(threshold, color="gray", linestyle="--", linewidth=0.8)
+    if len(history):
+        floor = min([*thresholds, history["validation_accuracy"].max()]) - 0.05
+        axis.set_ylim(max(floor, history["validation_accuracy"].min()) - 0.005,
+                      max(history["validation_accuracy"].max(), *thresholds, 0) + 0.005)
+        axis.legend()
+    axis.set_xlabel("Training time, wall seconds (validation included)")
+    axis.set_ylabel("Validation accuracy")
+    axis.set_title(title)
+    axis.grid(alpha=0.3)
+    figure.tight_layout()
+    return figure
+
+
 def accuracy_bars_figure(labels: Sequence[str], accuracies: Sequence[float], title: str) -> plt.Figure:
     """Test accuracy per model (and head), one horizontal bar each, value printed on the bar."""
     figure, axis = plt.subplots(figsize=(8, 0.5 * len(labels) + 1.5))

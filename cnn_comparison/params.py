@@ -1,7 +1,7 @@
 """Load params.yaml and check model entries before any expensive work starts."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -9,6 +9,15 @@ import yaml
 
 TRAINING_KEYS = ("optimizer", "learning_rate", "batch_size", "epochs", "early_stopping_patience", "augmentation", "seed")
 AUGMENTATION_KEYS = ("enabled", "width_shift", "height_shift", "horizontal_flip")
+# Optional recipe keys and the values that leave a recipe as it was before they existed
+# (docs/pipeline.md, "Training recipes").
+OPTIONAL_TRAINING_DEFAULTS = {
+    "schedule": {"type": "constant"},
+    "label_smoothing": 0.0,
+    "ema_momentum": None,
+    "test_time_flip": False,
+}
+SCHEDULE_TYPES = ("constant", "warmup_cosine")
 
 
 def load_params(path: str | Path = "params.yaml") -> dict:
@@ -31,6 +40,14 @@ class Augmentation:
 
 
 @dataclass(frozen=True)
+class Schedule:
+    """How the learning rate moves over training; ``learning_rate`` is its peak."""
+
+    type: str = "constant"
+    warmup_fraction: float = 0.0  # warmup_cosine: share of all steps spent rising linearly from 0
+
+
+@dataclass(frozen=True)
 class Recipe:
     optimizer: str
     learning_rate: float
@@ -39,6 +56,11 @@ class Recipe:
     early_stopping_patience: int | None
     augmentation: Augmentation
     seed: int
+    optimizer_options: Mapping[str, Any] = field(default_factory=dict)  # e.g. momentum, nesterov, weight_decay
+    schedule: Schedule = Schedule()
+    label_smoothing: float = 0.0
+    ema_momentum: float | None = None  # weights averaged over steps; validation and the saved model use the average
+    test_time_flip: bool = False  # predictions averaged over the image and its mirror image
 
 
 def _require(mapping: Any, key: str, where: str) -> Any:
@@ -57,9 +79,47 @@ def positive_int_or_none(value: Any, where: str) -> int | None:
     return value
 
 
+def _fraction(value: Any, where: str, low: float, high: float) -> float:
+    """A number in [low, high); booleans are not numbers here."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value < high:
+        raise ValueError(f"{where}: expected a number in [{low}, {high}), got {value!r}")
+    return float(value)
+
+
+def _optimizer(value: Any, where: str) -> tuple[str, dict[str, Any]]:
+    """``adam`` or ``{type: sgd, momentum: 0.9, ...}``: a Keras optimizer name and its arguments."""
+    if isinstance(value, str):
+        return value, {}
+    if isinstance(value, Mapping) and isinstance(value.get("type"), str):
+        options = {key: option for key, option in value.items() if key != "type"}
+        reserved = sorted({"learning_rate", "use_ema", "ema_momentum"} & set(options))
+        if reserved:
+            raise ValueError(f"{where}: set {reserved} through the recipe keys learning_rate/ema_momentum, "
+                             f"not as optimizer arguments")
+        return value["type"], options
+    raise ValueError(f"{where}: expected an optimizer name such as adam, or a mapping with 'type' "
+                     f"(e.g. {{type: sgd, momentum: 0.9}}), got {value!r}")
+
+
+def _schedule(value: Any, where: str) -> Schedule:
+    if not isinstance(value, Mapping) or value.get("type") not in SCHEDULE_TYPES:
+        raise ValueError(f"{where}: expected {{type: constant}} or {{type: warmup_cosine, warmup_fraction: F}}, "
+                         f"got {value!r}")
+    allowed = {"type"} if value["type"] == "constant" else {"type", "warmup_fraction"}
+    unknown = sorted(set(value) - allowed)
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {unknown} for type {value['type']!r}; allowed: {sorted(allowed)}")
+    warmup = _fraction(value.get("warmup_fraction", 0.0), f"{where}.warmup_fraction", 0.0, 1.0)
+    return Schedule(value["type"], warmup)
+
+
 def parse_recipe(where: str, training: Mapping[str, Any]) -> Recipe:
     """``where`` is the params key path, e.g. ``models.fmnist_1.training``."""
     values = {key: _require(training, key, where) for key in TRAINING_KEYS}
+    unknown = sorted(set(training) - set(TRAINING_KEYS) - set(OPTIONAL_TRAINING_DEFAULTS))
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {unknown}; allowed: "
+                         f"{sorted([*TRAINING_KEYS, *OPTIONAL_TRAINING_DEFAULTS])}")
     augmentation = values.pop("augmentation")
     augmentation_values = {key: _require(augmentation, key, f"{where}.augmentation") for key in AUGMENTATION_KEYS}
     for key in ("width_shift", "height_shift"):
@@ -74,7 +134,21 @@ def parse_recipe(where: str, training: Mapping[str, Any]) -> Recipe:
     positive_int_or_none(values["early_stopping_patience"], f"{where}.early_stopping_patience")
     if not isinstance(values["learning_rate"], (int, float)) or values["learning_rate"] <= 0:
         raise ValueError(f"{where}.learning_rate: expected a positive number, got {values['learning_rate']!r}")
-    return Recipe(augmentation=Augmentation(**augmentation_values), **values)
+    values["optimizer"], optimizer_options = _optimizer(values["optimizer"], f"{where}.optimizer")
+    optional = {**OPTIONAL_TRAINING_DEFAULTS, **{key: training[key] for key in OPTIONAL_TRAINING_DEFAULTS if key in training}}
+    ema_momentum = optional["ema_momentum"]
+    if ema_momentum is not None:
+        ema_momentum = _fraction(ema_momentum, f"{where}.ema_momentum", 0.0, 1.0)
+        if values["early_stopping_patience"]:
+            raise ValueError(f"{where}: ema_momentum and early_stopping_patience cannot be combined (early stopping "
+                             f"would restore raw weights, not their average); set one of them to null")
+    if not isinstance(optional["test_time_flip"], bool):
+        raise ValueError(f"{where}.test_time_flip: expected true or false, got {optional['test_time_flip']!r}")
+    return Recipe(
+        augmentation=Augmentation(**augmentation_values), optimizer_options=optimizer_options,
+        schedule=_schedule(optional["schedule"], f"{where}.schedule"),
+        label_smoothing=_fraction(optional["label_smoothing"], f"{where}.label_smoothing", 0.0, 1.0),
+        ema_momentum=ema_momentum, test_time_flip=optional["test_time_flip"], **values)
 
 
 MULTITASK = "multitask"  # the key of the multitask model's section, and its name

@@ -16,11 +16,35 @@ PREDICTION_BATCH_SIZE = 1024
 STEPS_PER_EXECUTION = 1
 
 
-def make_optimizer(recipe: Recipe) -> keras.optimizers.Optimizer:
+def learning_rate_schedule(recipe: Recipe, steps_per_epoch: int) -> float | keras.optimizers.schedules.LearningRateSchedule:
+    """``warmup_cosine``: linear rise from 0 to ``learning_rate``, then a cosine fall to 0 at the last step.
+
+    The one-cycle shape of fast-training recipes: a high rate explores early, the fall to zero
+    settles the weights by the last epoch, so short runs end at their best rather than mid-noise.
+    """
+    if recipe.schedule.type == "constant":
+        return recipe.learning_rate
+    total_steps = max(steps_per_epoch * recipe.epochs, 1)
+    warmup_steps = int(total_steps * recipe.schedule.warmup_fraction)
+    if warmup_steps == 0:
+        return keras.optimizers.schedules.CosineDecay(recipe.learning_rate, total_steps)
+    return keras.optimizers.schedules.CosineDecay(0.0, max(total_steps - warmup_steps, 1),
+                                                   warmup_target=recipe.learning_rate, warmup_steps=warmup_steps)
+
+
+def make_optimizer(recipe: Recipe, steps_per_epoch: int = 1) -> keras.optimizers.Optimizer:
+    """The recipe's Keras optimizer with its schedule, arguments and weight averaging (EMA)."""
     try:
-        return keras.optimizers.get({"class_name": recipe.optimizer, "config": {"learning_rate": recipe.learning_rate}})
+        optimizer_class = type(keras.optimizers.get(recipe.optimizer))
     except ValueError as error:
-        raise ValueError(f"unknown optimizer {recipe.optimizer!r}: {error}") from error
+        raise ValueError(f"optimizer: unknown optimizer {recipe.optimizer!r}: {error}") from error
+    arguments = {"learning_rate": learning_rate_schedule(recipe, steps_per_epoch), **recipe.optimizer_options}
+    if recipe.ema_momentum is not None:
+        arguments.update(use_ema=True, ema_momentum=recipe.ema_momentum)
+    try:
+        return optimizer_class(**arguments)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"optimizer: {recipe.optimizer} does not accept {dict(recipe.optimizer_options)}: {error}") from error
 
 
 def make_augmentation(augmentation: Augmentation, seed: int) -> keras.Sequential | None:
@@ -65,6 +89,19 @@ def make_dataset(
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
+class ElapsedTime(keras.callbacks.Callback):
+    """Adds wall and CPU seconds since training began to every epoch's logs (DVCLive records them),
+    which is what a time-to-accuracy comparison needs."""
+
+    def on_train_begin(self, logs=None):
+        self.wall_start, self.cpu_start = time.perf_counter(), time.process_time()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["elapsed_wall_seconds"] = time.perf_counter() - self.wall_start
+            logs["elapsed_cpu_seconds"] = time.process_time() - self.cpu_start
+
+
 def fit(
     model: keras.Model,
     train: tf.data.Dataset,
@@ -74,7 +111,7 @@ def fit(
     callbacks: list[keras.callbacks.Callback],
 ) -> tuple[keras.callbacks.History, float]:
     """Train with optional early stopping (best weights restored); return history and wall seconds."""
-    callbacks = list(callbacks)
+    callbacks = [ElapsedTime(), *callbacks]  # first, so loggers after it see the times
     if early_stopping_patience:
         callbacks.append(keras.callbacks.EarlyStopping(
             monitor="val_loss", patience=early_stopping_patience, restore_best_weights=True, verbose=1,
@@ -105,15 +142,30 @@ def combine_tasks(task_data: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> tup
     return images, labels, weights
 
 
-def compile_model(model: keras.Model, recipe: Recipe, tasks: list[str] | None = None) -> None:
-    """Sparse cross-entropy and accuracy; with ``tasks``, one loss per head and accuracy weighted
-    by the per-example task weights, so a head's numbers only count its own task's examples."""
+def one_hot(labels: np.ndarray, class_count: int) -> np.ndarray:
+    """Targets as the cross-entropy with label smoothing needs them (Keras' sparse loss cannot smooth)."""
+    return keras.utils.to_categorical(labels, class_count).astype(np.float32)
+
+
+def class_counts(model: keras.Model) -> dict[str | None, int]:
+    """Classes per output, by output name: the task for a multitask head, ``None`` in a Sequential."""
+    names = getattr(model, "output_names", None) or [None] * len(model.outputs)
+    return {name: int(output.shape[-1]) for name, output in zip(names, model.outputs)}
+
+
+def compile_model(model: keras.Model, recipe: Recipe, tasks: list[str] | None = None, steps_per_epoch: int = 1) -> None:
+    """Cross-entropy on one-hot targets (``one_hot``), smoothed per the recipe, and accuracy; with
+    ``tasks``, one loss per head and accuracy weighted by the per-example task weights, so a head's
+    numbers only count its own task's examples."""
+    def loss():
+        return keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing)
     if tasks is None:
-        loss, metrics = "sparse_categorical_crossentropy", {"metrics": ["accuracy"]}
+        losses, metrics = loss(), {"metrics": ["accuracy"]}
     else:
-        loss = {task: "sparse_categorical_crossentropy" for task in tasks}
+        losses = {task: loss() for task in tasks}
         metrics = {"weighted_metrics": {task: ["accuracy"] for task in tasks}}
-    model.compile(optimizer=make_optimizer(recipe), loss=loss, steps_per_execution=STEPS_PER_EXECUTION, **metrics)
+    model.compile(optimizer=make_optimizer(recipe, steps_per_epoch), loss=losses,
+                  steps_per_execution=STEPS_PER_EXECUTION, **metrics)
 
 
 def training_dataset(images: np.ndarray, targets, recipe: Recipe, sample_weights=None) -> tf.data.Dataset:
@@ -140,19 +192,28 @@ def train_model(
     weighted 1 for its own head and 0 for the others (see ``combine_tasks``).
     """
     keras.utils.set_random_seed(recipe.seed)
+    classes = class_counts(model)
+    training_examples = sum(len(arrays["train_labels"]) for arrays in task_arrays.values())
+    steps_per_epoch = -(-training_examples // recipe.batch_size)
     if list(task_arrays) == [None]:
         arrays = task_arrays[None]
-        compile_model(model, recipe)
-        train = training_dataset(arrays["train_images"], arrays["train_labels"], recipe)
-        validation = validation_dataset(arrays["validation_images"], arrays["validation_labels"], recipe)
+        compile_model(model, recipe, steps_per_epoch=steps_per_epoch)
+        (class_count,) = classes.values()
+        train = training_dataset(arrays["train_images"], one_hot(arrays["train_labels"], class_count), recipe)
+        validation = validation_dataset(arrays["validation_images"], one_hot(arrays["validation_labels"], class_count),
+                                        recipe)
     else:
-        compile_model(model, recipe, list(task_arrays))
+        compile_model(model, recipe, list(task_arrays), steps_per_epoch)
         parts = {}
         for part in ("train", "validation"):
-            parts[part] = combine_tasks({task: (arrays[f"{part}_images"], arrays[f"{part}_labels"])
-                                         for task, arrays in task_arrays.items()})
+            images, labels, weights = combine_tasks({task: (arrays[f"{part}_images"], arrays[f"{part}_labels"])
+                                                     for task, arrays in task_arrays.items()})
+            parts[part] = images, {task: one_hot(labels[task], classes[task]) for task in labels}, weights
         train = training_dataset(*parts["train"][:2], recipe, sample_weights=parts["train"][2])
         validation = validation_dataset(*parts["validation"][:2], recipe, sample_weights=parts["validation"][2])
+    if recipe.ema_momentum is not None:
+        # Validation sees the averaged weights; fit() leaves them in the model at the end.
+        callbacks = [*callbacks, keras.callbacks.SwapEMAWeights()]
     return fit(model, train, validation, recipe.epochs, recipe.early_stopping_patience, callbacks)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import statistics
 import sys
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -137,12 +138,44 @@ def figures_markdown(best: str | None, curves_available: bool) -> str:
         lines.append(f"![Validation accuracy per epoch, every model](../comparisons/{CNN_STUDY}/validation_accuracy.png)")
     else:
         lines.append(f"Validation curves of all models (`comparisons/{CNN_STUDY}/validation_accuracy.png`) appear once "
-                     f"every model is trained on full data and `aggregate@{CNN_STUDY}` has run.")
+                     f"every model is trained on full data, its training log is in the workspace, and "
+                     f"`aggregate@{CNN_STUDY}` has run.")
     if best:
         so_far = "" if curves_available else " so far"
         lines += ["", f"Test confusion matrix of the best model{so_far}, `{best}`:", "",
                   f"![Test confusion matrix of {best}](../results/{CNN_STUDY}/{best}/confusion.png)"]
     return "\n".join(lines)
+
+
+FAST_MODEL = "fmnist_fast"  # issue #12's model, reported over several seeds
+SEED_HEADER = ("seed", "run", "accuracy", "macro F1", "training time (s)", "CPU time (s)")
+
+
+def seed_runs(pipeline_metrics: Mapping | None, seed_variance: Mapping | None) -> list[dict]:
+    """The model's full-data pipeline run plus the extra seeds of benchmarks/seed_variance.py --model."""
+    runs = []
+    if is_full_data(pipeline_metrics):
+        runs.append({"seed": pipeline_metrics["seed"], "run": "`dvc repro`", **{key: pipeline_metrics[key] for key in (
+            "accuracy", "f1_macro", "training_time_seconds", "training_cpu_seconds")}})
+    for seed, run in (seed_variance or {}).get("runs", {}).items():
+        if not any(str(existing["seed"]) == str(seed) for existing in runs):
+            runs.append({"seed": int(seed), "run": "`benchmarks/seed_variance.py`", **run})
+    return runs
+
+
+def seeds_markdown(model: str, runs: Sequence[Mapping]) -> str:
+    """One row per seed, then mean ± sample standard deviation (once there are two seeds)."""
+    if not runs:
+        return f"`{model}` is {NOT_TRAINED}."
+    rows = [[str(run["seed"]), run["run"], f"{run['accuracy']:.4f}", f"{run['f1_macro']:.4f}",
+             f"{run['training_time_seconds']:.0f}", f"{run['training_cpu_seconds']:.0f}"] for run in runs]
+    if len(runs) > 1:
+        def spread(key: str, digits: int) -> str:
+            values = [run[key] for run in runs]
+            return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
+        rows.append([f"mean ± std ({len(runs)} seeds)", "", spread("accuracy", 4), spread("f1_macro", 4),
+                     spread("training_time_seconds", 0), spread("training_cpu_seconds", 0)])
+    return _markdown_table(SEED_HEADER, rows)
 
 
 def replace_section(text: str, name: str, content: str) -> str:
@@ -170,11 +203,17 @@ def study_models(params: Mapping, study: str) -> list[str]:
     return [name for name, entry in params["models"].items() if entry["study"] == study]
 
 
+def _curve_models(curves: Path) -> set[str]:
+    """Models with a row in a long-format curves file (epoch,model,value)."""
+    return {line.split(",")[1] for line in curves.read_text().splitlines()[1:] if line}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Rewrite the tables and figures of docs/results.md from results/.")
     parser.add_argument("--document", type=Path, default=Path("docs/results.md"))
     parser.add_argument("--results", type=Path, default=Path("results"))
     parser.add_argument("--comparisons", type=Path, default=Path("comparisons"))
+    parser.add_argument("--benchmarks", type=Path, default=Path("benchmarks/results"))
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     parser.add_argument("--reference-report", type=Path, default=Path("reference/cnn_comparison_report.md"))
     parser.add_argument("--reference-output", type=Path, default=Path("reference/multitask_reference_output.txt"))
@@ -184,11 +223,19 @@ def main(argv: list[str] | None = None) -> int:
     text = arguments.document.read_text()
     models = study_models(params, CNN_STUDY)
     trained = [name for name in models if is_full_data(metrics[name])]
-    curves_available = (len(trained) == len(models)
-                        and (arguments.comparisons / CNN_STUDY / "validation_accuracy.png").is_file())
+    curves = arguments.comparisons / CNN_STUDY / "validation_accuracy.csv"
+    # The curves come from training logs, which a clone without the DVC cache lacks for some models.
+    curves_available = (len(trained) == len(models) and curves.is_file()
+                        and set(models) <= _curve_models(curves))
     text = replace_section(text, "figures", figures_markdown(best_full_data_model(models, metrics), curves_available))
     text = replace_section(text, "cnn", cnn_results_markdown(
         models, metrics, parse_reference_cnn_table(arguments.reference_report.read_text())))
+    seed_file = arguments.benchmarks / f"seed_variance_{FAST_MODEL}.json"
+    text = replace_section(text, "seeds", seeds_markdown(FAST_MODEL, seed_runs(
+        metrics.get(FAST_MODEL), json.loads(seed_file.read_text()) if seed_file.is_file() else None)))
+    time_table = arguments.comparisons / CNN_STUDY / "time_to_accuracy.md"
+    text = replace_section(text, "time", time_table.read_text().strip() if time_table.is_file()
+                           else f"`aggregate@{CNN_STUDY}` has not run yet.")
     text = replace_section(text, "multitask", multitask_results_markdown(
         params, metrics, parse_reference_accuracies(arguments.reference_output.read_text())))
     atomic.write_text(arguments.document, text)

@@ -50,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     test_sets = {head: capped_test(load_arrays(directory, ["test_images", "test_labels"]), limits)
                  for head, directory in prepared_dirs.items()}
     model = keras.models.load_model(arguments.model_dir / MODEL_FILE)
-    probabilities = predict_heads(model, {head: images for head, (images, _) in test_sets.items()})
+    probabilities = predict_heads(model, {head: images for head, (images, _) in test_sets.items()},
+                                  test_time_flip=spec.recipe.test_time_flip)
     scores = {}
     for head, (images, labels) in test_sets.items():
         task = spec.tasks[head]

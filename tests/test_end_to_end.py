@@ -80,6 +80,7 @@ def test_results_of_every_model_are_sane(project, params):
         assert report.startswith(entry.get("report_title", f"{name} Performance") + ":\n[[")
         confusion = pd.read_csv(model_dir / "confusion.csv")
         assert list(confusion.columns) == ["actual", "predicted"] and len(confusion) == LIMITS["max_eval_samples"]
+        assert (model_dir / "confusion_normalized.csv").read_text() == (model_dir / "confusion.csv").read_text()
         for png in ("confusion.png", "samples.png"):
             assert (model_dir / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert (model_dir / "model.keras").stat().st_size > 0
@@ -103,6 +104,16 @@ def test_each_study_has_its_own_comparison(project, params):
     curves = pd.read_csv(fashion / "validation_accuracy.csv")
     assert list(curves.columns) == ["epoch", "model", "validation_accuracy"]
     assert sorted(curves["model"]) == study_models(params, "fashion_cnns") and set(curves["epoch"]) == {1}
+    # Time to accuracy: every freshly trained model logged its seconds per epoch.
+    timed = pd.read_csv(fashion / "accuracy_by_time.csv")
+    assert sorted(timed["model"]) == study_models(params, "fashion_cnns")
+    assert (timed["elapsed_wall_seconds"] > 0).all() and (timed["elapsed_cpu_seconds"] > 0).all()
+    reached = pd.read_csv(fashion / "time_to_accuracy.csv")
+    thresholds = params["studies"]["fashion_cnns"]["accuracy_thresholds"]
+    assert len(reached) == len(thresholds) * len(study_models(params, "fashion_cnns"))
+    assert set(reached["threshold"]) == set(thresholds)
+    assert "| model | first reaches 0.92 |" in (fashion / "time_to_accuracy.md").read_text()
+    assert (fashion / "accuracy_by_time.png").read_bytes()[:4] == b"\x89PNG"
 
     both = work / "comparisons" / "dedicated_vs_multitask"
     table = pd.read_csv(both / "table.csv", keep_default_na=False)
@@ -129,6 +140,9 @@ def test_dvc_plots_show_writes_html(project):
     run(dvc("plots", "show"), work, env)
     html = (work / "dvc_plots" / "index.html").read_text()
     assert "CNNs on Fashion-MNIST: validation accuracy per epoch" in html and "confusion" in html
+    assert "CNNs on Fashion-MNIST: validation accuracy against wall seconds of training" in html
+    # The normalized template divides each cell by its row total: per-class recall.
+    assert "confusion_normalized.csv" in html and "percent_of_y" in html
     # The project's template colours the long-format curves by model.
     assert '"field": "model"' in html or '"field":"model"' in html
 
@@ -171,3 +185,18 @@ def test_a_new_model_entry_runs_only_its_stages_with_progress_as_it_happens(proj
     started = next(moment for moment, line in arrivals if line.startswith("[train fmnist_tiny] 15,770 parameters"))
     ended = next(moment for moment, line in arrivals if re.match(r"\d+/\d+ - \d+s - ", line))
     assert ended - started > 0.2, (started, ended)
+
+
+def test_aggregate_keeps_a_model_whose_training_log_is_missing(project, tmp_path):
+    """A clone without the DVC cache has metrics files (git) but no training logs (cache)."""
+    work, env, _ = project
+    results = tmp_path / "results"
+    subprocess.run(["cp", "-r", str(work / "results" / "fashion_cnns"), str(results)], check=True)
+    subprocess.run(["rm", "-r", str(results / "fmnist_1" / "live")], check=True)
+    completed = subprocess.run(["python", "stages/aggregate.py", "fashion_cnns", str(results), str(tmp_path / "out")],
+                               cwd=work, env=env, capture_output=True, text=True)
+    assert completed.returncode == 0, completed.stderr
+    assert "warning: fmnist_1: no curves" in completed.stderr and "dvc pull" in completed.stderr
+    assert "fmnist_1" in set(pd.read_csv(tmp_path / "out" / "table.csv")["model"])
+    assert "fmnist_1" not in set(pd.read_csv(tmp_path / "out" / "validation_accuracy.csv")["model"])
+    assert "fmnist_2" in set(pd.read_csv(tmp_path / "out" / "accuracy_by_time.csv")["model"])

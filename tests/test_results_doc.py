@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from cnn_comparison.params import load_params
-from devtools.results_doc import (CNN_STUDY, NOT_TRAINED, best_full_data_model, cnn_results_markdown,
+from devtools.results_doc import (CNN_STUDY, FAST_MODEL, NOT_TRAINED, best_full_data_model, cnn_results_markdown,
                                   figures_markdown, is_full_data, model_study, parse_reference_accuracies,
-                                  parse_reference_cnn_table, replace_section, study_models)
+                                  parse_reference_cnn_table, replace_section, seed_runs, seeds_markdown, study_models)
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCUMENT = ROOT / "docs" / "results.md"
@@ -97,7 +97,9 @@ def test_document_shows_the_key_plots_small_enough_for_git():
     models = study_models(PARAMS, CNN_STUDY)
     metrics = {name: full_data_metrics(name) for name in models}
     required = {"../comparisons/dedicated_vs_multitask/test_accuracy.png"}
-    if all(metrics.values()):  # the aggregate, which draws the curves, needs every model of the study
+    curves = ROOT / "comparisons" / CNN_STUDY / "validation_accuracy.csv"
+    curve_models = {line.split(",")[1] for line in curves.read_text().splitlines()[1:]} if curves.is_file() else set()
+    if all(metrics.values()) and set(models) <= curve_models:  # curves need every model's training log
         required.add(f"../comparisons/{CNN_STUDY}/validation_accuracy.png")
     best = best_full_data_model(models, metrics)
     if best:
@@ -135,3 +137,36 @@ def test_best_model_ignores_limited_runs_and_breaks_ties_on_f1():
     assert best_full_data_model(["c", "d"], metrics) is None
     assert f"../results/{CNN_STUDY}/b/confusion.png" in figures_markdown("b", curves_available=False)
     assert "validation_accuracy.png)" not in figures_markdown("b", curves_available=False)
+
+
+def test_seed_table_matches_the_pipeline_run_and_the_extra_seeds():
+    seed_file = ROOT / "benchmarks" / "results" / f"seed_variance_{FAST_MODEL}.json"
+    runs = seed_runs(full_data_metrics(FAST_MODEL), json.loads(seed_file.read_text()) if seed_file.is_file() else None)
+    rows = table_rows("seeds")
+    if not runs:
+        assert NOT_TRAINED in README.split("<!-- results:seeds:start -->")[1].split("<!-- results:seeds:end -->")[0]
+        return
+    assert [row[:3] for row in rows[:len(runs)]] == [[str(run["seed"]), run["run"], f"{run['accuracy']:.4f}"]
+                                                      for run in runs]
+    if len(runs) > 1:
+        accuracies = [run["accuracy"] for run in runs]
+        mean = sum(accuracies) / len(accuracies)
+        std = (sum((value - mean) ** 2 for value in accuracies) / (len(accuracies) - 1)) ** 0.5
+        assert rows[-1][2] == f"{mean:.4f} ± {std:.4f}"
+
+
+def test_seeds_markdown_takes_the_sample_standard_deviation():
+    runs = [{"seed": seed, "run": "x", "accuracy": accuracy, "f1_macro": accuracy, "training_time_seconds": 100.0,
+             "training_cpu_seconds": 200.0} for seed, accuracy in ((1, 0.93), (2, 0.94), (3, 0.95))]
+    assert "| mean ± std (3 seeds) |  | 0.9400 ± 0.0100 | 0.9400 ± 0.0100 | 100 ± 0 | 200 ± 0 |" in seeds_markdown("m", runs)
+    pipeline = {"seed": 42, "accuracy": 0.9, "f1_macro": 0.9, "training_time_seconds": 1.0, "training_cpu_seconds": 2.0,
+                "provenance": [{"limits": {"max_epochs": None}}]}
+    extra = {"runs": {"42": {"accuracy": 0.1}, "43": {"accuracy": 0.8, "f1_macro": 0.8, "training_time_seconds": 1.0,
+                                                       "training_cpu_seconds": 2.0}}}
+    assert [(run["seed"], run["accuracy"]) for run in seed_runs(pipeline, extra)] == [(42, 0.9), (43, 0.8)]
+
+
+def test_time_to_accuracy_section_is_the_aggregates_table():
+    table = ROOT / "comparisons" / CNN_STUDY / "time_to_accuracy.md"
+    section = README.split("<!-- results:time:start -->\n")[1].split("\n<!-- results:time:end -->")[0]
+    assert section == (table.read_text().strip() if table.is_file() else f"`aggregate@{CNN_STUDY}` has not run yet.")

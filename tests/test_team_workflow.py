@@ -12,6 +12,7 @@ import json
 import shlex
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -162,6 +163,25 @@ def test_shared_directory_remote_team_workflow(team):
     run(dvc("pull"), clone_a, env)
     assert filecmp.cmp(clone_a / model_file("fmnist_3"), clone_b / model_file("fmnist_3"), shallow=False)
     assert stages_run(run(dvc("repro"), clone_a, env)) == set()
+
+
+def test_a_model_is_fetched_by_name_from_the_remote_with_dvc_artifacts_get(team, tmp_path):
+    """Anyone with the git URL gets a trained model by name, without a clone or a DVC cache of their own.
+
+    `dvc artifacts get` fetches registered versions: a GTO tag (`gto register`) marks the commit.
+    """
+    clone_a = team["a"]
+    env = {**team["env"], "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@example.com"}
+    run(dvc("push"), clone_a, env)
+    run([str(Path(sys.executable).parent / "gto"), "register", "fmnist_1", "--version", "v1.0.0"], clone_a, env)
+    run(["git", "push", "-q", "origin", "fmnist_1@v1.0.0"], clone_a, env)
+    for version in ([], ["--rev", "v1.0.0"]):
+        fetched = tmp_path / f"fmnist_1{''.join(version)}.keras"
+        run(dvc("artifacts", "get", str(team["origin"]), "fmnist_1", *version, "-o", str(fetched)), tmp_path, env)
+        assert filecmp.cmp(fetched, clone_a / model_file("fmnist_1"), shallow=False)
+    missing = subprocess.run(dvc("artifacts", "get", str(team["origin"]), "no_such_model", "-o", str(tmp_path / "x")),
+                             cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert missing.returncode != 0 and "no_such_model" in missing.stdout + missing.stderr
 
 
 def test_two_machines_train_different_models_and_a_third_trains_nothing(team):

@@ -1,0 +1,106 @@
+"""The recipe options of fast training: schedule, label smoothing, weight averaging, test-time flip."""
+import keras
+import numpy as np
+import pytest
+
+from cnn_comparison.evaluation import predict_heads
+from cnn_comparison.params import OPTIONAL_TRAINING_DEFAULTS, parse_recipe
+from cnn_comparison.training import compile_model, learning_rate_schedule, make_optimizer, one_hot, train_model
+
+BASE = {"optimizer": "adam", "learning_rate": 0.001, "batch_size": 16, "epochs": 2, "early_stopping_patience": None,
+        "augmentation": {"enabled": False, "width_shift": 0.0, "height_shift": 0.0, "horizontal_flip": False},
+        "seed": 0}
+WHERE = "models.m.training"
+
+
+def recipe(**changes):
+    return parse_recipe(WHERE, {**BASE, **changes})
+
+
+def tiny_model() -> keras.Model:
+    return keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(10, activation="softmax")])
+
+
+def arrays(count=64, seed=0):
+    rng = np.random.default_rng(seed)
+    images, labels = rng.random((count, 28, 28, 1), dtype=np.float32), rng.integers(0, 10, size=count)
+    return {None: {"train_images": images, "train_labels": labels, "validation_images": images[:16],
+                   "validation_labels": labels[:16]}}
+
+
+def test_a_recipe_without_the_new_keys_trains_as_before(params):
+    parsed = parse_recipe("models.fmnist_1.training", params["models"]["fmnist_1"]["training"])
+    assert (parsed.schedule.type, parsed.label_smoothing, parsed.ema_momentum, parsed.test_time_flip) == (
+        "constant", 0.0, None, False)
+    assert parsed.optimizer == "adam" and parsed.optimizer_options == {}
+    assert float(make_optimizer(parsed).learning_rate) == pytest.approx(0.001)
+    assert set(OPTIONAL_TRAINING_DEFAULTS) == {"schedule", "label_smoothing", "ema_momentum", "test_time_flip"}
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"label_smooting": 0.1}, "unknown key(s) ['label_smooting']"),
+    ({"label_smoothing": 1.5}, f"{WHERE}.label_smoothing: expected a number in [0.0, 1.0)"),
+    ({"schedule": {"type": "step"}}, f"{WHERE}.schedule: expected {{type: constant}}"),
+    ({"schedule": {"type": "constant", "warmup_fraction": 0.1}}, "unknown key(s) ['warmup_fraction'] for type 'constant'"),
+    ({"ema_momentum": 1.0}, f"{WHERE}.ema_momentum: expected a number in [0.0, 1.0)"),
+    ({"ema_momentum": 0.9, "early_stopping_patience": 3}, "ema_momentum and early_stopping_patience cannot be combined"),
+    ({"test_time_flip": "yes"}, f"{WHERE}.test_time_flip: expected true or false"),
+    ({"optimizer": {"momentum": 0.9}}, f"{WHERE}.optimizer: expected an optimizer name"),
+    ({"optimizer": {"type": "sgd", "learning_rate": 0.1}}, "through the recipe keys learning_rate/ema_momentum"),
+])
+def test_bad_recipe_values_are_named(changes, message):
+    with pytest.raises(ValueError) as error:
+        recipe(**changes)
+    assert message in str(error.value)
+
+
+def test_optimizer_arguments_reach_keras_and_bad_ones_are_named():
+    optimizer = make_optimizer(recipe(optimizer={"type": "sgd", "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4}))
+    assert isinstance(optimizer, keras.optimizers.SGD)
+    assert (optimizer.momentum, optimizer.nesterov, optimizer.weight_decay) == (0.9, True, 5e-4)
+    with pytest.raises(ValueError, match=r"optimizer: sgd does not accept \{'momentun': 0.9\}"):
+        make_optimizer(recipe(optimizer={"type": "sgd", "momentun": 0.9}))
+    with pytest.raises(ValueError, match="optimizer: unknown optimizer 'sgdd'"):
+        make_optimizer(recipe(optimizer="sgdd"))
+
+
+def test_warmup_cosine_rises_to_the_peak_then_falls_to_zero_at_the_last_step():
+    schedule = learning_rate_schedule(recipe(learning_rate=0.2, epochs=10,
+                                             schedule={"type": "warmup_cosine", "warmup_fraction": 0.2}), steps_per_epoch=10)
+    rates = np.array([float(schedule(step)) for step in range(101)])
+    assert rates[0] == 0.0 and rates[10] == pytest.approx(0.1) and rates[20] == pytest.approx(0.2)
+    assert np.all(np.diff(rates[:21]) > 0) and np.all(np.diff(rates[20:]) < 0)
+    assert rates[100] == pytest.approx(0.0, abs=1e-7) and rates[60] == pytest.approx(0.1, rel=1e-4)
+    assert learning_rate_schedule(recipe(learning_rate=0.01), steps_per_epoch=10) == 0.01
+
+
+def test_label_smoothing_moves_the_targets_away_from_one_hot():
+    model = tiny_model()
+    targets = one_hot(np.array([3]), 10)
+    for smoothing in (0.0, 0.1):
+        compile_model(model, recipe(label_smoothing=smoothing))
+        loss = float(model.loss(targets, targets * 0.999 + 0.0001))
+        # A confident, correct prediction costs next to nothing only without smoothing.
+        assert (loss < 0.01) == (smoothing == 0.0), smoothing
+
+
+def test_with_ema_the_trained_model_holds_the_averaged_weights_and_logs_times():
+    model = tiny_model()
+    history, _ = train_model(model, arrays(), recipe(ema_momentum=0.9, optimizer={"type": "sgd", "momentum": 0.9},
+                                                     learning_rate=0.1), callbacks=[])
+    averages = model.optimizer._model_variables_moving_average
+    for variable, average in zip(model.trainable_variables, averages):
+        np.testing.assert_allclose(variable.numpy(), average.numpy())
+    assert any(not np.allclose(average.numpy(), 0) for average in averages)
+    wall, cpu = history.history["elapsed_wall_seconds"], history.history["elapsed_cpu_seconds"]
+    assert len(wall) == 2 and 0 < wall[0] < wall[1] and 0 < cpu[0] <= cpu[1]
+
+
+def test_test_time_flip_averages_the_image_and_its_mirror():
+    model = tiny_model()
+    images = np.random.default_rng(1).random((5, 28, 28, 1), dtype=np.float32)
+    plain = predict_heads(model, {None: images})[None]
+    mirrored = predict_heads(model, {None: images[:, :, ::-1]})[None]
+    flipped = predict_heads(model, {None: images}, test_time_flip=True)[None]
+    np.testing.assert_allclose(flipped, (plain + mirrored) / 2, rtol=1e-5)
+    assert not np.allclose(plain, mirrored)  # a dense layer is not mirror-symmetric, so the test can fail

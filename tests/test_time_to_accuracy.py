@@ -1,0 +1,49 @@
+"""When each model first reaches an accuracy: the aggregate's time-to-accuracy comparison."""
+import numpy as np
+import pandas as pd
+
+from cnn_comparison.comparison import accuracy_by_time, elapsed_history, time_to_accuracy, time_to_accuracy_markdown
+
+
+def write_live(live_dir, **series):
+    """DVCLive's layout: live/plots/metrics/<name>.tsv with step and value columns."""
+    for name, values in series.items():
+        path = live_dir / "plots" / "metrics" / f"{name}.tsv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame({"step": range(len(values)), name.split("/")[-1]: values}).to_csv(path, sep="\t", index=False)
+
+
+def test_first_epoch_reaching_each_threshold_with_its_seconds(tmp_path):
+    fast, slow = tmp_path / "fast" / "live", tmp_path / "slow" / "live"
+    write_live(fast, **{"eval/accuracy": [0.90, 0.925, 0.92, 0.941], "elapsed_wall_seconds": [100, 200, 300, 400],
+                        "elapsed_cpu_seconds": [180, 370, 560, 750]})
+    write_live(slow, **{"eval/accuracy": [0.80, 0.921, 0.935]})  # a run from before times were logged
+    history = pd.concat([
+        accuracy_by_time({"fast": pd.Series([0.90, 0.925, 0.92, 0.941], index=[1, 2, 3, 4])}, elapsed_history(fast)),
+        accuracy_by_time({"slow": pd.Series([0.80, 0.921, 0.935], index=[1, 2, 3])}, elapsed_history(slow)),
+    ], ignore_index=True)
+    assert elapsed_history(slow) is None
+
+    table = time_to_accuracy(history, [0.92, 0.93, 0.94])
+    fast_rows = table[table["model"] == "fast"].set_index("threshold")
+    # 0.92 first at epoch 2 (not the later dip at epoch 3); 0.93 and 0.94 only at epoch 4.
+    assert list(fast_rows["epoch"]) == [2, 4, 4]
+    assert list(fast_rows["elapsed_wall_seconds"]) == [200, 400, 400]
+    assert list(fast_rows["elapsed_cpu_seconds"]) == [370, 750, 750]
+    slow_rows = table[table["model"] == "slow"].set_index("threshold")
+    assert list(slow_rows["epoch"].fillna(-1)) == [2, 3, -1] and slow_rows["elapsed_wall_seconds"].isna().all()
+
+    markdown = time_to_accuracy_markdown(table, [0.92, 0.93, 0.94])
+    assert "| fast | 200 s wall, 370 s CPU (epoch 2) | 400 s wall, 750 s CPU (epoch 4) |" in markdown
+    assert "| slow | epoch 2 (times not logged) | epoch 3 (times not logged) | not in 3 epochs |" in markdown
+
+
+def test_no_thresholds_gives_an_empty_table_that_says_so():
+    history = accuracy_by_time({"m": pd.Series([0.5], index=[1])}, None)
+    table = time_to_accuracy(history, [])
+    assert table.empty and "No accuracy thresholds declared" in time_to_accuracy_markdown(table, [])
+    assert np.isnan(history["elapsed_wall_seconds"].iloc[0])
+    # A study none of whose training logs are present (a clone before `dvc pull`).
+    nothing = time_to_accuracy(accuracy_by_time({}, None), [0.9])
+    assert nothing.empty
+    assert "| m2 | no training log in the workspace |" in time_to_accuracy_markdown(nothing, [0.9], ["m2"])
