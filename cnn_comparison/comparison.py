@@ -85,7 +85,8 @@ ELAPSED_METRICS = ("elapsed_wall_seconds", "elapsed_cpu_seconds")  # logged per 
 def elapsed_history(live_dir: str | Path) -> pd.DataFrame | None:
     """Wall and CPU seconds since training began, per epoch; None for runs from before they were logged."""
     try:
-        return pd.DataFrame({metric: read_live_series(live_dir, metric) for metric in ELAPSED_METRICS})
+        # DVCLive files every non-validation value of Keras' epoch logs under train/.
+        return pd.DataFrame({metric: read_live_series(live_dir, f"train/{metric}") for metric in ELAPSED_METRICS})
     except FileNotFoundError:
         return None
 

@@ -15,8 +15,8 @@ def write_live(live_dir, **series):
 
 def test_first_epoch_reaching_each_threshold_with_its_seconds(tmp_path):
     fast, slow = tmp_path / "fast" / "live", tmp_path / "slow" / "live"
-    write_live(fast, **{"eval/accuracy": [0.90, 0.925, 0.92, 0.941], "elapsed_wall_seconds": [100, 200, 300, 400],
-                        "elapsed_cpu_seconds": [180, 370, 560, 750]})
+    write_live(fast, **{"eval/accuracy": [0.90, 0.925, 0.92, 0.941], "train/elapsed_wall_seconds": [100, 200, 300, 400],
+                        "train/elapsed_cpu_seconds": [180, 370, 560, 750]})
     write_live(slow, **{"eval/accuracy": [0.80, 0.921, 0.935]})  # a run from before times were logged
     history = pd.concat([
         accuracy_by_time({"fast": pd.Series([0.90, 0.925, 0.92, 0.941], index=[1, 2, 3, 4])}, elapsed_history(fast)),
