@@ -203,7 +203,7 @@ def study_models(params: Mapping, study: str) -> list[str]:
     return [name for name, entry in params["models"].items() if entry["study"] == study]
 
 
-def _curve_models(curves: Path) -> set[str]:
+def curve_models(curves: Path) -> set[str]:
     """Models with a row in a long-format curves file (epoch,model,value)."""
     return {line.split(",")[1] for line in curves.read_text().splitlines()[1:] if line}
 
@@ -226,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     curves = arguments.comparisons / CNN_STUDY / "validation_accuracy.csv"
     # The curves come from training logs, which a clone without the DVC cache lacks for some models.
     curves_available = (len(trained) == len(models) and curves.is_file()
-                        and set(models) <= _curve_models(curves))
+                        and set(models) <= curve_models(curves))
     text = replace_section(text, "figures", figures_markdown(best_full_data_model(models, metrics), curves_available))
     text = replace_section(text, "cnn", cnn_results_markdown(
         models, metrics, parse_reference_cnn_table(arguments.reference_report.read_text())))

@@ -9,6 +9,7 @@ import pytest
 
 from cnn_comparison.params import load_params
 from devtools.results_doc import (CNN_STUDY, FAST_MODEL, NOT_TRAINED, best_full_data_model, cnn_results_markdown,
+                                  curve_models,
                                   figures_markdown, is_full_data, model_study, parse_reference_accuracies,
                                   parse_reference_cnn_table, replace_section, seed_runs, seeds_markdown, study_models)
 
@@ -98,8 +99,8 @@ def test_document_shows_the_key_plots_small_enough_for_git():
     metrics = {name: full_data_metrics(name) for name in models}
     required = {"../comparisons/dedicated_vs_multitask/test_accuracy.png"}
     curves = ROOT / "comparisons" / CNN_STUDY / "validation_accuracy.csv"
-    curve_models = {line.split(",")[1] for line in curves.read_text().splitlines()[1:]} if curves.is_file() else set()
-    if all(metrics.values()) and set(models) <= curve_models:  # curves need every model's training log
+    plotted = curve_models(curves) if curves.is_file() else set()
+    if all(metrics.values()) and set(models) <= plotted:  # curves need every model's training log
         required.add(f"../comparisons/{CNN_STUDY}/validation_accuracy.png")
     best = best_full_data_model(models, metrics)
     if best:
