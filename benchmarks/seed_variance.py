@@ -120,8 +120,10 @@ def main(argv: list[str] | None = None) -> int:
                      "min": round(min(values), 4), "max": round(max(values), 4)}
                for key in runs[arguments.seeds[0]]
                if len(values := [runs[seed][key] for seed in arguments.seeds]) > 1}
+    # The params entry the seeds trained, so a report can tell them from seeds of an older recipe.
+    recorded = {"model_entry": params["models"][arguments.model]} if arguments.model else {}
     atomic.write_json(output, {"variant": variant, "epochs": arguments.epochs, "seeds": arguments.seeds, "runs": runs, "summary": summary,
-                               "library_versions": library_versions()})
+                               **recorded, "library_versions": library_versions()})
     for key, values in summary.items():
         print(f"{key}: mean {values['mean']:.4f}, stdev {values['stdev']:.4f}, range {values['min']:.4f}-{values['max']:.4f}")
     print(f"wrote {output}")

@@ -9,6 +9,10 @@ import yaml
 
 TRAINING_KEYS = ("optimizer", "learning_rate", "batch_size", "epochs", "early_stopping_patience", "augmentation", "seed")
 AUGMENTATION_KEYS = ("enabled", "width_shift", "height_shift", "horizontal_flip")
+# Optional augmentation keys; the defaults are the ImageDataGenerator behaviour the reference used.
+OPTIONAL_AUGMENTATION_DEFAULTS = {"fill_mode": "nearest", "interpolation": "bilinear"}
+FILL_MODES = ("constant", "nearest", "reflect", "wrap")  # Keras RandomTranslation's; constant fills with 0
+INTERPOLATIONS = ("bilinear", "nearest")
 # Optional recipe keys and the values that leave a recipe as it was before they existed
 # (docs/pipeline.md, "Training recipes").
 OPTIONAL_TRAINING_DEFAULTS = {
@@ -37,6 +41,8 @@ class Augmentation:
     width_shift: float
     height_shift: float
     horizontal_flip: bool
+    fill_mode: str = "nearest"  # what shifted-in pixels get
+    interpolation: str = "bilinear"  # nearest keeps every shift a whole number of pixels
 
 
 @dataclass(frozen=True)
@@ -122,6 +128,15 @@ def parse_recipe(where: str, training: Mapping[str, Any]) -> Recipe:
                          f"{sorted([*TRAINING_KEYS, *OPTIONAL_TRAINING_DEFAULTS])}")
     augmentation = values.pop("augmentation")
     augmentation_values = {key: _require(augmentation, key, f"{where}.augmentation") for key in AUGMENTATION_KEYS}
+    unknown = sorted(set(augmentation) - set(AUGMENTATION_KEYS) - set(OPTIONAL_AUGMENTATION_DEFAULTS))
+    if unknown:
+        raise ValueError(f"{where}.augmentation: unknown key(s) {unknown}; allowed: "
+                         f"{sorted([*AUGMENTATION_KEYS, *OPTIONAL_AUGMENTATION_DEFAULTS])}")
+    for key, choices in (("fill_mode", FILL_MODES), ("interpolation", INTERPOLATIONS)):
+        value = augmentation.get(key, OPTIONAL_AUGMENTATION_DEFAULTS[key])
+        if value not in choices:
+            raise ValueError(f"{where}.augmentation.{key}: expected one of {list(choices)}, got {value!r}")
+        augmentation_values[key] = value
     for key in ("width_shift", "height_shift"):
         shift = augmentation_values[key]
         if not isinstance(shift, (int, float)) or not 0 <= shift < 1:

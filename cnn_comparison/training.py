@@ -14,6 +14,12 @@ from cnn_comparison.params import Augmentation, Recipe
 PREDICTION_BATCH_SIZE = 1024
 # Training steps per call into TensorFlow; 8 measured no faster here (README, "Performance").
 STEPS_PER_EXECUTION = 1
+# Fixed input-pipeline parallelism instead of tf.data autotuning. With autotuning on, dropping an
+# epoch's iterator waited about 20 s for the tuning thread in about one epoch in three
+# (TensorFlow 2.21, this 2-core machine; docs/pipeline.md, "Input pipeline"). Two calls and two
+# prefetched batches keep both cores busy: augmentation alone runs at about 40,000 images/s.
+INPUT_PARALLEL_CALLS = 2
+PREFETCH_BATCHES = 2
 
 
 def learning_rate_schedule(recipe: Recipe, steps_per_epoch: int) -> float | keras.optimizers.schedules.LearningRateSchedule:
@@ -50,9 +56,11 @@ def make_optimizer(recipe: Recipe, steps_per_epoch: int = 1) -> keras.optimizers
 def make_augmentation(augmentation: Augmentation, seed: int) -> keras.Sequential | None:
     """The ImageDataGenerator transform of the reference, as Keras preprocessing layers.
 
-    Shifts are uniform in [-fraction, +fraction] of each axis with bilinear
-    interpolation and edges filled with the nearest pixel, like
-    ``ImageDataGenerator(width_shift_range=..., height_shift_range=..., horizontal_flip=True)``.
+    Shifts are uniform in [-fraction, +fraction] of each axis. By default they use bilinear
+    interpolation and fill edges with the nearest pixel, like
+    ``ImageDataGenerator(width_shift_range=..., height_shift_range=..., horizontal_flip=True)``;
+    ``fill_mode: constant`` fills with black, the background of both datasets, instead of smearing
+    the edge pixels of a garment across the border.
     """
     if not augmentation.enabled:
         return None
@@ -60,7 +68,7 @@ def make_augmentation(augmentation: Augmentation, seed: int) -> keras.Sequential
     if augmentation.width_shift or augmentation.height_shift:
         layers.append(keras.layers.RandomTranslation(
             height_factor=augmentation.height_shift, width_factor=augmentation.width_shift,
-            fill_mode="nearest", interpolation="bilinear", seed=seed,
+            fill_mode=augmentation.fill_mode, interpolation=augmentation.interpolation, fill_value=0.0, seed=seed,
         ))
     if augmentation.horizontal_flip:
         layers.append(keras.layers.RandomFlip("horizontal", seed=seed + 1))
@@ -85,8 +93,10 @@ def make_dataset(
     if augmentation is not None:
         def augment(batch_images, *rest):
             return (augmentation(batch_images, training=True), *rest)
-        dataset = dataset.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
-    return dataset.prefetch(tf.data.AUTOTUNE)
+        dataset = dataset.map(augment, num_parallel_calls=INPUT_PARALLEL_CALLS)
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return dataset.prefetch(PREFETCH_BATCHES).with_options(options)
 
 
 class ElapsedTime(keras.callbacks.Callback):

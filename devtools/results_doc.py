@@ -151,13 +151,22 @@ FAST_MODEL = "fmnist_fast"  # issue #12's model, reported over several seeds
 SEED_HEADER = ("seed", "run", "accuracy", "macro F1", "training time (s)", "CPU time (s)")
 
 
-def seed_runs(pipeline_metrics: Mapping | None, seed_variance: Mapping | None) -> list[dict]:
-    """The model's full-data pipeline run plus the extra seeds of benchmarks/seed_variance.py --model."""
+def same_entry(seed_variance: Mapping | None, model_entry: Mapping) -> bool:
+    """Whether extra seeds were trained with the model's current params entry (recorded since
+    issue #12's second recipe; a file without the record cannot be matched)."""
+    return seed_variance is not None and seed_variance.get("model_entry") == model_entry
+
+
+def seed_runs(pipeline_metrics: Mapping | None, seed_variance: Mapping | None, model_entry: Mapping) -> list[dict]:
+    """The model's full-data pipeline run plus the extra seeds of benchmarks/seed_variance.py --model,
+    the latter only if they trained the same params entry: seeds of another recipe do not average."""
     runs = []
     if is_full_data(pipeline_metrics):
         runs.append({"seed": pipeline_metrics["seed"], "run": "`dvc repro`", **{key: pipeline_metrics[key] for key in (
             "accuracy", "f1_macro", "training_time_seconds", "training_cpu_seconds")}})
-    for seed, run in (seed_variance or {}).get("runs", {}).items():
+    if not same_entry(seed_variance, model_entry):
+        return runs
+    for seed, run in seed_variance.get("runs", {}).items():
         if not any(str(existing["seed"]) == str(seed) for existing in runs):
             runs.append({"seed": int(seed), "run": "`benchmarks/seed_variance.py`", **run})
     return runs
@@ -231,8 +240,12 @@ def main(argv: list[str] | None = None) -> int:
     text = replace_section(text, "cnn", cnn_results_markdown(
         models, metrics, parse_reference_cnn_table(arguments.reference_report.read_text())))
     seed_file = arguments.benchmarks / f"seed_variance_{FAST_MODEL}.json"
-    text = replace_section(text, "seeds", seeds_markdown(FAST_MODEL, seed_runs(
-        metrics.get(FAST_MODEL), json.loads(seed_file.read_text()) if seed_file.is_file() else None)))
+    seed_variance = json.loads(seed_file.read_text()) if seed_file.is_file() else None
+    seeds = seeds_markdown(FAST_MODEL, seed_runs(metrics.get(FAST_MODEL), seed_variance, params["models"][FAST_MODEL]))
+    if seed_variance is not None and not same_entry(seed_variance, params["models"][FAST_MODEL]):
+        seeds += (f"\n\nThe extra seeds in `{seed_file.as_posix()}` trained another `models.{FAST_MODEL}` entry and are "
+                  f"left out; rerun `python benchmarks/seed_variance.py --model {FAST_MODEL} --seeds 43 44`.")
+    text = replace_section(text, "seeds", seeds)
     time_table = arguments.comparisons / CNN_STUDY / "time_to_accuracy.md"
     text = replace_section(text, "time", time_table.read_text().strip() if time_table.is_file()
                            else f"`aggregate@{CNN_STUDY}` has not run yet.")

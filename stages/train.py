@@ -21,7 +21,7 @@ from cnn_comparison.layout import LIVE_DIRECTORY, MODEL_FILE, head_directories  
 from cnn_comparison.limits import capped_recipe, capped_split, parse_limits  # noqa: E402
 from cnn_comparison.live import train_logged_and_saved  # noqa: E402
 from cnn_comparison.params import load_params, model_spec  # noqa: E402
-from cnn_comparison.training import train_model  # noqa: E402
+from cnn_comparison.training import make_optimizer, train_model  # noqa: E402
 
 ARRAY_NAMES = ["train_images", "train_labels", "validation_images", "validation_labels"]
 
@@ -40,6 +40,10 @@ def main(argv: list[str] | None = None) -> int:
         recipe = capped_recipe(spec.recipe, limits)
         split_dirs = head_directories(spec.name, list(spec.tasks), arguments.split_dirs)
         model = build_model(spec)
+        try:  # Keras checks the optimizer's arguments only when it is built
+            make_optimizer(recipe)
+        except ValueError as error:
+            raise ValueError(f"{spec.where}.training.{error}") from error
     except ValueError as error:
         print(f"error: {arguments.params}: {error}", file=sys.stderr)
         return 1

@@ -1,7 +1,12 @@
 """The recipe options of fast training: schedule, label smoothing, weight averaging, test-time flip."""
+import copy
+import subprocess
+import sys
+
 import keras
 import numpy as np
 import pytest
+import yaml
 
 from cnn_comparison.evaluation import predict_heads
 from cnn_comparison.params import OPTIONAL_TRAINING_DEFAULTS, parse_recipe
@@ -35,6 +40,7 @@ def test_a_recipe_without_the_new_keys_trains_as_before(params):
     assert parsed.optimizer == "adam" and parsed.optimizer_options == {}
     assert float(make_optimizer(parsed).learning_rate) == pytest.approx(0.001)
     assert set(OPTIONAL_TRAINING_DEFAULTS) == {"schedule", "label_smoothing", "ema_momentum", "test_time_flip"}
+    assert (parsed.augmentation.fill_mode, parsed.augmentation.interpolation) == ("nearest", "bilinear")
 
 
 @pytest.mark.parametrize("changes, message", [
@@ -47,6 +53,11 @@ def test_a_recipe_without_the_new_keys_trains_as_before(params):
     ({"test_time_flip": "yes"}, f"{WHERE}.test_time_flip: expected true or false"),
     ({"optimizer": {"momentum": 0.9}}, f"{WHERE}.optimizer: expected an optimizer name"),
     ({"optimizer": {"type": "sgd", "learning_rate": 0.1}}, "through the recipe keys learning_rate/ema_momentum"),
+    ({"augmentation": {**BASE["augmentation"], "fill_mode": "black"}},
+     f"{WHERE}.augmentation.fill_mode: expected one of ['constant', 'nearest', 'reflect', 'wrap'], got 'black'"),
+    ({"augmentation": {**BASE["augmentation"], "interpolation": "bicubic"}},
+     f"{WHERE}.augmentation.interpolation: expected one of ['bilinear', 'nearest']"),
+    ({"augmentation": {**BASE["augmentation"], "zoom": 0.1}}, f"{WHERE}.augmentation: unknown key(s) ['zoom']"),
 ])
 def test_bad_recipe_values_are_named(changes, message):
     with pytest.raises(ValueError) as error:
@@ -62,6 +73,20 @@ def test_optimizer_arguments_reach_keras_and_bad_ones_are_named():
         make_optimizer(recipe(optimizer={"type": "sgd", "momentun": 0.9}))
     with pytest.raises(ValueError, match="optimizer: unknown optimizer 'sgdd'"):
         make_optimizer(recipe(optimizer="sgdd"))
+
+
+def test_train_stage_names_a_bad_optimizer_argument_before_loading_data(project_root, params, tmp_path):
+    changed = copy.deepcopy(params)
+    changed["models"]["fmnist_fast"]["training"]["optimizer"] = {"type": "sgd", "momentun": 0.9}
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text(yaml.safe_dump(changed))
+    # The split directory does not exist: reaching the data would fail differently.
+    result = subprocess.run([sys.executable, str(project_root / "stages" / "train.py"), "fmnist_fast",
+                             str(tmp_path / "model"), str(tmp_path / "no_split"), "--params", str(params_file)],
+                            capture_output=True, text=True, cwd=project_root, timeout=300)
+    assert result.returncode == 1, result.stderr
+    assert "models.fmnist_fast.training.optimizer: sgd does not accept {'momentun': 0.9}" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "model").exists()
 
 
 def test_warmup_cosine_rises_to_the_peak_then_falls_to_zero_at_the_last_step():

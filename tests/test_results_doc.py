@@ -142,7 +142,8 @@ def test_best_model_ignores_limited_runs_and_breaks_ties_on_f1():
 
 def test_seed_table_matches_the_pipeline_run_and_the_extra_seeds():
     seed_file = ROOT / "benchmarks" / "results" / f"seed_variance_{FAST_MODEL}.json"
-    runs = seed_runs(full_data_metrics(FAST_MODEL), json.loads(seed_file.read_text()) if seed_file.is_file() else None)
+    runs = seed_runs(full_data_metrics(FAST_MODEL), json.loads(seed_file.read_text()) if seed_file.is_file() else None,
+                     PARAMS["models"][FAST_MODEL])
     rows = table_rows("seeds")
     if not runs:
         assert NOT_TRAINED in README.split("<!-- results:seeds:start -->")[1].split("<!-- results:seeds:end -->")[0]
@@ -162,9 +163,13 @@ def test_seeds_markdown_takes_the_sample_standard_deviation():
     assert "| mean ± std (3 seeds) |  | 0.9400 ± 0.0100 | 0.9400 ± 0.0100 | 100 ± 0 | 200 ± 0 |" in seeds_markdown("m", runs)
     pipeline = {"seed": 42, "accuracy": 0.9, "f1_macro": 0.9, "training_time_seconds": 1.0, "training_cpu_seconds": 2.0,
                 "provenance": [{"limits": {"max_epochs": None}}]}
-    extra = {"runs": {"42": {"accuracy": 0.1}, "43": {"accuracy": 0.8, "f1_macro": 0.8, "training_time_seconds": 1.0,
-                                                       "training_cpu_seconds": 2.0}}}
-    assert [(run["seed"], run["accuracy"]) for run in seed_runs(pipeline, extra)] == [(42, 0.9), (43, 0.8)]
+    entry = {"layers": [], "training": {"epochs": 12}}
+    extra = {"model_entry": entry, "runs": {"42": {"accuracy": 0.1}, "43": {
+        "accuracy": 0.8, "f1_macro": 0.8, "training_time_seconds": 1.0, "training_cpu_seconds": 2.0}}}
+    assert [(run["seed"], run["accuracy"]) for run in seed_runs(pipeline, extra, entry)] == [(42, 0.9), (43, 0.8)]
+    # Seeds of another recipe, or of an unrecorded one, are left out.
+    assert [run["seed"] for run in seed_runs(pipeline, extra, {**entry, "training": {"epochs": 8}})] == [42]
+    assert [run["seed"] for run in seed_runs(pipeline, {"runs": extra["runs"]}, entry)] == [42]
 
 
 def test_time_to_accuracy_section_is_the_aggregates_table():

@@ -75,3 +75,26 @@ def test_a_digits_only_batch_changes_the_trunk_and_digits_head_but_not_the_fashi
     trunk_dense = [name for name in changed if name not in ("digits", "fashion")]
     assert trunk_dense and all(changed[name] for name in trunk_dense)
     assert "val_digits_accuracy" in history.history
+
+
+def test_constant_fill_and_nearest_interpolation_shift_whole_pixels_in_black():
+    # A white image: whatever a shift uncovers shows as fill, and nearest interpolation keeps
+    # every pixel either the image (1) or the fill (0).
+    images = np.ones((64, 28, 28, 1), dtype=np.float32)
+    augmentation = make_augmentation(Augmentation(True, 0.2, 0.2, False, fill_mode="constant",
+                                                  interpolation="nearest"), seed=2)
+    augmented = np.asarray(augmentation(images, training=True))
+    assert set(np.unique(augmented)) <= {0.0, 1.0}
+    assert (augmented == 0).any(axis=(1, 2, 3)).mean() > 0.5, "most shifted images should show black borders"
+    default = make_augmentation(Augmentation(True, 0.2, 0.2, False), seed=2)
+    np.testing.assert_allclose(np.asarray(default(images, training=True)), 1.0)  # nearest fill repeats the edge
+
+
+def test_input_pipeline_runs_without_tf_data_autotuning():
+    # Autotuning stalled about one epoch in three for about 20 s here (docs/pipeline.md, "Input pipeline").
+    images, labels = images_and_labels()
+    augmented = make_dataset(images, labels, 16, seed=0, shuffle=True,
+                             augmentation=make_augmentation(REFERENCE_AUGMENTATION, seed=0))
+    plain = make_dataset(images, labels, 16, seed=0, shuffle=False)
+    assert augmented.options().autotune.enabled is False and plain.options().autotune.enabled is False
+    assert sum(len(batch[0]) for batch in augmented.as_numpy_iterator()) == 64
