@@ -14,7 +14,7 @@ from cnn_comparison import atomic
 from cnn_comparison.figures import confusion_figure, sample_grid_figure, save_figure
 from cnn_comparison.layout import head_file
 from cnn_comparison.params import ModelSpec
-from cnn_comparison.training import PREDICTION_BATCH_SIZE
+from cnn_comparison.training import PREDICTION_BATCH_SIZE, make_dataset
 
 
 def classification_metrics(labels: np.ndarray, probabilities: np.ndarray, class_names: Sequence[str]) -> dict:
@@ -59,7 +59,12 @@ def predict_heads(model: keras.Model, images_by_head: Mapping[str | None, np.nda
     model trained with horizontal flips sees both as the same garment, and two looks vote better.
     """
     def predict(images: np.ndarray):
-        return model.predict(images, batch_size=PREDICTION_BATCH_SIZE, verbose=0)
+        # Through make_dataset rather than NumPy arrays, which Keras wraps in an autotuned tf.data
+        # pipeline: autotuning sometimes stalled ~20 s here (docs/pipeline.md, "Input pipeline").
+        # The targets are placeholders; predict reads only the images.
+        batches = make_dataset(images, np.zeros(len(images), dtype=np.int32), PREDICTION_BATCH_SIZE,
+                               seed=0, shuffle=False)
+        return model.predict(batches, verbose=0)
 
     probabilities = {}
     for head, images in images_by_head.items():

@@ -129,3 +129,21 @@ def test_test_time_flip_averages_the_image_and_its_mirror():
     flipped = predict_heads(model, {None: images}, test_time_flip=True)[None]
     np.testing.assert_allclose(flipped, (plain + mirrored) / 2, rtol=1e-5)
     assert not np.allclose(plain, mirrored)  # a dense layer is not mirror-symmetric, so the test can fail
+
+
+def test_prediction_runs_without_tf_data_autotuning(monkeypatch):
+    # Keras wraps NumPy input in an autotuned tf.data pipeline, which stalled ~20 s at times here.
+    model = tiny_model()
+    images = np.random.default_rng(2).random((5, 28, 28, 1), dtype=np.float32)
+    received = []
+    keras_predict = model.predict
+
+    def recording_predict(data, **kwargs):
+        received.append(data)
+        return keras_predict(data, **kwargs)
+
+    monkeypatch.setattr(model, "predict", recording_predict)
+    probabilities = predict_heads(model, {None: images}, test_time_flip=True)[None]
+    assert [data.options().autotune.enabled for data in received] == [False, False]
+    direct = (np.asarray(model(images)) + np.asarray(model(images[:, :, ::-1]))) / 2
+    np.testing.assert_allclose(probabilities, direct, rtol=1e-5, atol=1e-7)
