@@ -71,3 +71,15 @@ def copy_project(project_root: Path, destination: Path, limits: dict = SMALL_LIM
     run(git("add", "-A"), destination, env)
     run(git("commit", "-qm", "project copy with small limits"), destination, env)
     return destination
+
+
+def copy_run_project(source: Path, destination: Path) -> Path:
+    """Copy a project whose pipeline has run, git repository and DVC cache included; return ``destination``.
+
+    One small-limits run of the whole pipeline takes minutes (mostly TensorFlow starting up in
+    each stage), so the test modules that need a run project copy one run instead of repeating
+    it. ``cp -a`` keeps the hard links between workspace and cache, so a copy holds each file once.
+    """
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["cp", "-a", str(source), str(destination)], check=True)
+    return destination

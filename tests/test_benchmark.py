@@ -27,9 +27,11 @@ QUICK_ALLOWANCE = 0.8
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory, project_root):
+def report(tmp_path_factory, project_root, small_pipeline_run):
     output_dir = tmp_path_factory.mktemp("benchmark")
-    result = subprocess.run([sys.executable, "benchmarks/benchmark.py", "--quick", "--output-dir", str(output_dir)],
+    run_project, _ = small_pipeline_run  # conftest.py: its models are reused, not trained again
+    result = subprocess.run([sys.executable, "benchmarks/benchmark.py", "--quick", "--output-dir", str(output_dir),
+                             "--run-project", str(run_project)],
                             cwd=project_root, env=tool_environment(), capture_output=True, text=True)
     assert result.returncode in (0, 1), result.stdout[-3000:] + result.stderr[-3000:]
     assert (output_dir / "benchmark-quick.md").read_text().startswith("Benchmark (quick mode")

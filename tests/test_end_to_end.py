@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from devtools.project_copies import SMALL_LIMITS as LIMITS
-from devtools.project_copies import copy_project, dvc, run, set_value, stages_run, tool_environment
+from devtools.project_copies import copy_run_project, dvc, run, set_value, stages_run, tool_environment
 
 pytestmark = pytest.mark.end_to_end
 
@@ -40,11 +40,11 @@ def study_models(params: dict, study: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory, project_root):
-    work = copy_project(project_root, tmp_path_factory.mktemp("e2e") / "project")
-    env = tool_environment()
-    output = run(dvc("repro"), work, env)
-    return work, env, output
+def project(tmp_path_factory, small_pipeline_run):
+    """A copy of the session's small-limits run (conftest.py), with the output of its `dvc repro`."""
+    run_project, output = small_pipeline_run
+    work = copy_run_project(run_project, tmp_path_factory.mktemp("e2e") / "project")
+    return work, tool_environment(), output
 
 
 def test_every_stage_ran_and_showed_progress_without_start_up_noise(project, params):
