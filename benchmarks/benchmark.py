@@ -64,7 +64,7 @@ TARGET_MACHINE_REFERENCE_IMAGES_PER_SECOND = {
     "fmnist_1": 391.0, "fmnist_2": 395.0, "fmnist_3": 1554.0, "fmnist_4": 1000.0, "fmnist_5": 534.0, "fmnist_6": 1132.0}
 SECONDS_TARGETS = ("noop_repro_seconds", "data_stages_seconds", "evaluate_seconds")
 MODES = {  # images per epoch; measured epochs per side after one warm-up epoch
-    "quick": {"images": 1024, "measured_epochs": 4},
+    "quick": {"images": 512, "measured_epochs": 4},
     "full": {"images": 4096, "measured_epochs": 6},
 }
 
