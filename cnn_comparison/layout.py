@@ -28,3 +28,8 @@ def head_directories(model_name: str, heads: Sequence[str | None], arguments: Se
     if len(pairs) != len(arguments) or set(pairs) != set(heads):
         raise ValueError(f"{model_name}: expected TASK=DIR for each of the tasks {sorted(heads)}, got {list(arguments)}")
     return {head: Path(pairs[head]) for head in heads}
+
+
+def run_directory(study_results_dir: Path, model_name: str, seed: int) -> Path:
+    """``results/<study>/<model>/seed_<seed>/``: one training run, so adding a seed adds a directory."""
+    return Path(study_results_dir) / model_name / f"seed_{seed}"
