@@ -9,7 +9,7 @@ from typing import Any, Mapping, Sequence
 
 import keras
 
-from cnn_comparison.params import ModelSpec
+from cnn_comparison.params import ModelSpec, MultitaskModel
 
 IMAGE_SHAPE = (28, 28, 1)
 
@@ -79,6 +79,6 @@ def build_multitask(
 
 def build_model(spec: ModelSpec) -> keras.Model:
     """The model a params entry declares: a layer list, or a trunk with one head per task."""
-    if spec.tasks.keys() == {None}:
-        return build_sequential(spec.name, spec.entry["layers"])
-    return build_multitask(spec.name, spec.entry["trunk"], {task: spec.entry["heads"][task] for task in spec.tasks})
+    if isinstance(spec.entry, MultitaskModel):
+        return build_multitask(spec.name, spec.entry.trunk, {task: spec.entry.heads[task] for task in spec.tasks})
+    return build_sequential(spec.name, spec.entry.layers)

@@ -1,11 +1,22 @@
-"""Tables that compare the models of one study, built with pandas from their metrics files."""
+"""Compare the models of one study over its seeds: tables built with pandas, tests with SciPy.
+
+One training run is one draw: another seed moves test accuracy by a few tenths of a point
+(benchmarks/results/seed_variance_*.json), as much as some gaps between models. So every number
+here is over the study's seeds (mean, sample standard deviation, min, max), and two models are
+said to differ only when Welch's t-test on their per-seed test accuracies says so.
+"""
 from __future__ import annotations
 
+import json
+import warnings
+from dataclasses import dataclass
+from itertools import combinations
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 SCORE_COLUMNS = {
     "accuracy": "test_accuracy",
@@ -15,6 +26,9 @@ SCORE_COLUMNS = {
     "loss": "test_loss",
 }
 TRAINING_COLUMNS = ("training_time_seconds", "training_cpu_seconds", "parameter_count", "epochs_run")
+TABLE_COLUMNS = ("model", "head", "dataset", "seed", *SCORE_COLUMNS.values(), *TRAINING_COLUMNS)
+SIGNIFICANCE_LEVEL = 0.05  # p below this: the two models differ beyond seed noise
+DIFFERS, WITHIN_NOISE, CANNOT_TELL = "differs", "within noise", "cannot tell"
 
 
 def heads(record: Mapping) -> dict[str | None, Mapping]:
@@ -24,41 +38,234 @@ def heads(record: Mapping) -> dict[str | None, Mapping]:
     return {key: value for key, value in record.items() if isinstance(value, Mapping) and "accuracy" in value}
 
 
+def curve_label(model: str, head: str | None) -> str:
+    """``fmnist_5``, or ``multitask (digits)`` for one head of the multitask model."""
+    return model if not head else f"{model} ({head})"
+
+
+def seeded_label(label: str, seed: int) -> str:
+    """One run's label: ``fmnist_5 (seed 43)``, ``multitask (digits, seed 43)``."""
+    return f"{label[:-1]}, seed {seed})" if label.endswith(")") else f"{label} (seed {seed})"
+
+
+def run_limits(record: Mapping) -> dict[str, Any]:
+    """The `limits` a run was made with; unset caps dropped, so ``{}`` and all-null read the same."""
+    provenance = record.get("provenance") or [{}]
+    return {key: value for key, value in (provenance[0].get("limits") or {}).items() if value is not None}
+
+
+def check_runs(records: Mapping[tuple[str, int], Mapping]) -> None:
+    """Refuse runs that cannot be ranked together: a metrics file of another model or seed than its
+    directory says, or runs made with different `limits` (a 1-epoch run next to full ones)."""
+    for (model, seed), record in records.items():
+        if record.get("model") != model or record.get("seed", seed) != seed:
+            raise ValueError(f"the metrics file of {model} seed {seed} records model {record.get('model')!r} seed "
+                             f"{record.get('seed')!r}; rerun its evaluate stage (`dvc repro`)")
+    groups: dict[str, list[str]] = {}
+    for (model, seed), record in records.items():
+        groups.setdefault(json.dumps(run_limits(record), sort_keys=True), []).append(f"{model} seed {seed}")
+    if len(groups) > 1:
+        described = "; ".join(f"limits {'none' if limits == '{}' else limits}: {', '.join(runs)}"
+                              for limits, runs in groups.items())
+        raise ValueError(f"the runs were made with different `limits` and cannot be ranked together ({described}); "
+                         f"rerun them with the same `limits` (`dvc repro`)")
+
+
 def comparison_table(records: Sequence[Mapping]) -> pd.DataFrame:
-    """One row per model and head, in the order given; a multitask model has a row per task."""
+    """Long format: one row per model, head and seed, in the order given; a multitask model has a
+    row per task. ``seed`` is empty for records from before runs recorded their seed."""
     rows = []
     for record in records:
         for head, scores in heads(record).items():
             rows.append({"model": record["model"], "head": head or "", "dataset": scores["dataset"],
+                         "seed": record.get("seed"),
                          **{column: scores[key] for key, column in SCORE_COLUMNS.items()},
                          **{column: record[column] for column in TRAINING_COLUMNS}})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
+
+
+def spread_table(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per model and head: n seeds, mean/std/min/max of test accuracy and F1, mean times.
+
+    The standard deviation is the sample one (ddof=1), NaN for a single seed: one draw says
+    nothing about the spread.
+    """
+    groups = table.groupby(["model", "head", "dataset"], sort=False)
+    spread = groups.agg(
+        n=("test_accuracy", "size"),
+        **{f"{score}_{statistic}": (score, statistic) for score in ("test_accuracy", "f1")
+           for statistic in ("mean", "std", "min", "max")},
+        training_time_seconds_mean=("training_time_seconds", "mean"),
+        training_cpu_seconds_mean=("training_cpu_seconds", "mean"),
+        parameter_count=("parameter_count", "first"),
+    ).reset_index()
+    spread.insert(0, "label", [curve_label(model, head) for model, head in zip(spread["model"], spread["head"])])
+    return spread
+
+
+def ranked(spread: pd.DataFrame) -> pd.DataFrame:
+    """Highest mean test accuracy first; ties go to the higher mean F1, then to the earlier row."""
+    return spread.sort_values(["test_accuracy_mean", "f1_mean"], ascending=False, kind="stable")
 
 
 def best_model(table: pd.DataFrame) -> str | None:
-    """Highest test accuracy; ties go to the higher macro F1, then to the earlier row."""
-    if table.empty:
-        return None
-    ranked = table.sort_values(["test_accuracy", "f1"], ascending=False, kind="stable")
-    return str(ranked.iloc[0]["model"])
+    """The model with the highest mean test accuracy over all rows of ``table`` (see ``ranked``)."""
+    return None if table.empty else str(ranked(spread_table(table)).iloc[0]["model"])
 
 
 def best_models(table: pd.DataFrame) -> dict[str, str]:
-    """The best model per dataset."""
+    """The best model per dataset, by mean over seeds."""
     return {dataset: best_model(rows) for dataset, rows in table.groupby("dataset", sort=False)}
 
 
-def comparison_markdown(table: pd.DataFrame, best: Mapping[str, str]) -> str:
-    shown = table.copy()
-    for column in SCORE_COLUMNS.values():
-        shown[column] = shown[column].map(lambda value: f"{value:.4f}")
-    for column in ("training_time_seconds", "training_cpu_seconds"):
-        shown[column] = shown[column].map(lambda value: f"{value:.1f}")
-    shown["parameter_count"] = shown["parameter_count"].map(lambda value: f"{value:,}")
+def _float_or_none(value: float) -> float | None:
+    return None if pd.isna(value) else round(float(value), 6)
+
+
+def summary_metrics(spread: pd.DataFrame) -> dict[str, dict]:
+    """summary.json: per model label, the spread over seeds; nested so `dvc metrics diff` shows
+    keys like ``fmnist_5.test_accuracy.mean``. A std is null for a single seed."""
+    summary = {}
+    for row in spread.to_dict("records"):
+        summary[row["label"]] = {
+            **{score: {"mean": _float_or_none(row[f"{score}_mean"]), "std": _float_or_none(row[f"{score}_std"]),
+                       "min": _float_or_none(row[f"{score}_min"]), "max": _float_or_none(row[f"{score}_max"]),
+                       "n": int(row["n"])}
+               for score in ("test_accuracy", "f1")},
+            "training_cpu_seconds": {"mean": round(float(row["training_cpu_seconds_mean"]), 2)},
+        }
+    return summary
+
+
+def welch_p_value(first: Sequence[float], second: Sequence[float]) -> float:
+    """Two-sided p of Welch's t-test (unequal variances); NaN with fewer than 2 values on a side.
+
+    Runs that do not vary at all (both sides constant) have no noise to test against: p is 0 when
+    their values differ and 1 when they are equal, where SciPy would give NaN.
+    """
+    first, second = np.asarray(first, dtype=float), np.asarray(second, dtype=float)
+    if len(first) < 2 or len(second) < 2:
+        return float("nan")
+    if np.ptp(first) == 0 and np.ptp(second) == 0:
+        return 1.0 if first[0] == second[0] else 0.0
+    with warnings.catch_warnings():  # "precision loss" for nearly identical samples: the p is still right
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return float(stats.ttest_ind(first, second, equal_var=False).pvalue)
+
+
+def pairwise_tests(table: pd.DataFrame, significance_level: float = SIGNIFICANCE_LEVEL) -> pd.DataFrame:
+    """Every pair of models on the same dataset, the better one (by mean) first: the mean
+    difference in test accuracy, Welch's p over seeds, and a verdict: ``differs`` (p below the
+    level), ``within noise``, or ``cannot tell`` when either has fewer than 2 seeds.
+
+    Not corrected for multiple comparisons: with many pairs, some ``differs`` are expected by chance.
+    """
+    columns = ["dataset", "better", "worse", "better_seeds", "worse_seeds", "mean_difference", "p_value", "verdict"]
+    rows = []
+    for dataset, rows_of_dataset in table.groupby("dataset", sort=False):
+        order = ranked(spread_table(rows_of_dataset))
+        labels = [curve_label(model, head) for model, head in zip(rows_of_dataset["model"], rows_of_dataset["head"])]
+        accuracies = {label: list(group) for label, group in
+                      rows_of_dataset["test_accuracy"].groupby(labels, sort=False)}
+        for better, worse in combinations(order.to_dict("records"), 2):
+            p_value = welch_p_value(accuracies[better["label"]], accuracies[worse["label"]])
+            verdict = CANNOT_TELL if np.isnan(p_value) else DIFFERS if p_value < significance_level else WITHIN_NOISE
+            rows.append({"dataset": dataset, "better": better["label"], "worse": worse["label"],
+                         "better_seeds": int(better["n"]), "worse_seeds": int(worse["n"]),
+                         "mean_difference": better["test_accuracy_mean"] - worse["test_accuracy_mean"],
+                         "p_value": p_value, "verdict": verdict})
+    return pd.DataFrame(rows, columns=columns)
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """The best model on one dataset and those it cannot be told apart from."""
+
+    dataset: str
+    best: str  # the model name, as the `Best model on <dataset>` line shows it
+    best_label: str  # with the head, for the multitask model
+    seeds: int
+    test_accuracy_mean: float
+    within_noise: tuple[tuple[str, float], ...]  # (label, p): not significantly worse than the best
+    untestable: tuple[str, ...]  # fewer than 2 seeds on either side: no test possible
+
+
+def rankings(spread: pd.DataFrame, pairs: pd.DataFrame) -> list[Ranking]:
+    """Per dataset, the best by mean test accuracy (ties: mean F1) and its ties in the Welch sense."""
+    result = []
+    for dataset, rows in spread.groupby("dataset", sort=False):
+        best = ranked(rows).iloc[0]
+        against_best = pairs[(pairs["dataset"] == dataset) & (pairs["better"] == best["label"])]
+        result.append(Ranking(
+            dataset=str(dataset), best=str(best["model"]), best_label=str(best["label"]), seeds=int(best["n"]),
+            test_accuracy_mean=float(best["test_accuracy_mean"]),
+            within_noise=tuple((row.worse, row.p_value) for row in against_best.itertuples()
+                               if row.verdict == WITHIN_NOISE),
+            untestable=tuple(row.worse for row in against_best.itertuples() if row.verdict == CANNOT_TELL)))
+    return result
+
+
+def _mean_and_std(mean: float, std: float, n: int) -> str:
+    return f"{mean:.4f} (1 seed)" if n == 1 else f"{mean:.4f} ± {std:.4f}"
+
+
+def _p_value(value: float) -> str:
+    return "< 0.0001" if value < 0.0001 else f"{value:.4f}"
+
+
+def _p(value: float) -> str:
+    return f"p {_p_value(value)}" if value < 0.0001 else f"p = {_p_value(value)}"
+
+
+def best_model_line(ranking: Ranking, spread: pd.DataFrame) -> str:
+    """``Best model on <dataset>: **<model>**`` (other code greps for it), then who it is tied with."""
+    rivals = int((spread["dataset"] == ranking.dataset).sum()) - 1
+    score = (f"mean test accuracy {ranking.test_accuracy_mean:.4f} over {ranking.seeds} seeds" if ranking.seeds > 1
+             else f"test accuracy {ranking.test_accuracy_mean:.4f}, 1 seed")
+    line = f"Best model on {ranking.dataset}: **{ranking.best}** ({score})"
+    if rivals == 0:
+        return f"{line}; the only model on {ranking.dataset}."
+    if len(ranking.untestable) == rivals and spread.loc[spread["dataset"] == ranking.dataset, "n"].max() == 1:
+        return f"{line}; tied with {', '.join(ranking.untestable)} (one seed each: the ranking is a single draw)."
+    tied = [f"{label} (within seed noise, {_p(p_value)})" for label, p_value in ranking.within_noise]
+    if ranking.untestable:
+        tied.append(f"{', '.join(ranking.untestable)} (cannot tell: needs ≥ 2 seeds each)")
+    if not tied:
+        return f"{line}; ahead of every other model on {ranking.dataset} beyond seed noise."
+    return f"{line}; tied with {', '.join(tied)}."
+
+
+def comparison_markdown(spread: pd.DataFrame, pairs: pd.DataFrame, ranking: Sequence[Ranking],
+                        significance_level: float = SIGNIFICANCE_LEVEL) -> str:
+    """table.md: the spread per model, which pairs differ beyond seed noise, the best per dataset."""
+    shown = pd.DataFrame({
+        "model": spread["model"], "head": spread["head"], "dataset": spread["dataset"],
+        "test accuracy": [_mean_and_std(*values) for values in
+                          zip(spread["test_accuracy_mean"], spread["test_accuracy_std"], spread["n"])],
+        "min": spread["test_accuracy_min"].map(lambda value: f"{value:.4f}"),
+        "max": spread["test_accuracy_max"].map(lambda value: f"{value:.4f}"),
+        "seeds": spread["n"],
+        "F1": [_mean_and_std(*values) for values in zip(spread["f1_mean"], spread["f1_std"], spread["n"])],
+        "training time (s)": spread["training_time_seconds_mean"].map(lambda value: f"{value:,.1f}"),
+        "CPU time (s)": spread["training_cpu_seconds_mean"].map(lambda value: f"{value:,.1f}"),
+        "parameters": spread["parameter_count"].map(lambda value: f"{value:,}"),
+    })
     if not shown["head"].astype(bool).any():
         shown = shown.drop(columns="head")
-    lines = [shown.to_markdown(index=False), ""]
-    lines += [f"Best model on {dataset}: **{model}**" for dataset, model in best.items()]
+    alignment = ["left" if column in ("model", "head", "dataset") else "right" for column in shown.columns]
+    lines = [shown.to_markdown(index=False, disable_numparse=True, colalign=alignment), "",
+             "Test accuracy and macro F1 over seeds: mean ± sample standard deviation; times are means.", "",
+             f"Differences beyond seed noise: Welch's t-test on the per-seed test accuracies, "
+             f"p < {significance_level:g}, not corrected for multiple comparisons.", ""]
+    for dataset, rows in pairs.groupby("dataset", sort=False):
+        lines += [f"On {dataset}:", "", "| pair | mean difference | p | verdict |", "|---|---:|---:|---|"]
+        for row in rows.itertuples():
+            verdict, p_text = row.verdict, "" if np.isnan(row.p_value) else _p_value(row.p_value)
+            if verdict == CANNOT_TELL:
+                verdict = "cannot tell (needs ≥ 2 seeds each)"
+            lines.append(f"| {row.better} vs {row.worse} | {row.mean_difference:+.4f} | {p_text} | {verdict} |")
+        lines.append("")
+    lines += "\n\n".join(best_model_line(entry, spread) for entry in ranking).splitlines()
     return "\n".join(lines) + "\n"
 
 
@@ -74,7 +281,7 @@ def read_live_series(live_dir: str | Path, metric: str) -> pd.Series:
 def validation_history(live_dir: str | Path, record: Mapping, metric: str) -> dict[str, pd.Series]:
     """Validation ``metric`` (accuracy or loss) per epoch, per head, labelled for a legend."""
     model = record["model"]
-    return {model if head is None else f"{model} ({head})":
+    return {curve_label(model, head):
             read_live_series(live_dir, f"eval/{metric}" if head is None else f"eval/{head}_{metric}")
             for head in heads(record)}
 
@@ -91,41 +298,49 @@ def elapsed_history(live_dir: str | Path) -> pd.DataFrame | None:
         return None
 
 
-def accuracy_by_time(accuracy: Mapping[str, pd.Series], elapsed: pd.DataFrame | None) -> pd.DataFrame:
-    """Rows of (model, epoch, validation_accuracy, elapsed wall/CPU seconds) for models whose times were logged."""
+def accuracy_by_time(accuracy: Mapping[str, pd.Series], elapsed: pd.DataFrame | None, seed: int | None = None,
+                     seed_in_label: bool = False) -> pd.DataFrame:
+    """One run's rows of (epoch, model, seed, validation_accuracy, elapsed wall/CPU seconds).
+
+    ``seed_in_label``: label the run ``model (seed N)``, so a study with several seeds draws a
+    line per run rather than one line zigzagging between its seeds.
+    """
     frames = []
     for label, series in accuracy.items():
-        frame = pd.DataFrame({"epoch": series.index, "model": label, "validation_accuracy": series.to_numpy()})
+        frame = pd.DataFrame({"epoch": series.index, "model": seeded_label(label, seed) if seed_in_label else label,
+                              "seed": seed, "validation_accuracy": series.to_numpy()})
         if elapsed is None:
             for metric in ELAPSED_METRICS:
                 frame[metric] = np.nan
         else:
             frame = frame.join(elapsed, on="epoch")
         frames.append(frame)
-    columns = ["epoch", "model", "validation_accuracy", *ELAPSED_METRICS]
+    columns = ["epoch", "model", "seed", "validation_accuracy", *ELAPSED_METRICS]
     return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
 
 
 def time_to_accuracy(history: pd.DataFrame, thresholds: Sequence[float]) -> pd.DataFrame:
-    """Per model and threshold, the first epoch whose validation accuracy reaches it, and the wall
-    and CPU seconds since training began at that epoch's end (validation included); NaN when the
-    threshold was never reached, or when the run logged no times."""
+    """Per run (``model`` label of ``accuracy_by_time``) and threshold, the first epoch whose
+    validation accuracy reaches it, and the wall and CPU seconds since training began at that
+    epoch's end (validation included); NaN when the threshold was never reached, or when the run
+    logged no times."""
     rows = []
     for model, frame in history.groupby("model", sort=False):
         frame = frame.sort_values("epoch")
         for threshold in thresholds:
             reached = frame[frame["validation_accuracy"] >= threshold]
             first = reached.iloc[0] if len(reached) else None
-            rows.append({"model": model, "threshold": threshold, "epochs_run": int(frame["epoch"].max()),
+            rows.append({"model": model, "seed": frame["seed"].iloc[0], "threshold": threshold,
+                         "epochs_run": int(frame["epoch"].max()),
                          "epoch": np.nan if first is None else int(first["epoch"]),
                          **{metric: np.nan if first is None else first[metric] for metric in ELAPSED_METRICS}})
-    return pd.DataFrame(rows, columns=["model", "threshold", "epochs_run", "epoch", *ELAPSED_METRICS])
+    return pd.DataFrame(rows, columns=["model", "seed", "threshold", "epochs_run", "epoch", *ELAPSED_METRICS])
 
 
 def time_to_accuracy_markdown(table: pd.DataFrame, thresholds: Sequence[float], without_logs: Sequence[str] = ()) -> str:
-    """One row per model, one column per threshold: when it was first reached, or why there is no time.
+    """One row per run, one column per threshold: when it was first reached, or why there is no time.
 
-    ``without_logs``: models whose training log is not in the workspace, listed so they are not
+    ``without_logs``: runs whose training log is not in the workspace, listed so they are not
     silently missing from the comparison.
     """
     if not thresholds:
@@ -147,11 +362,28 @@ def time_to_accuracy_markdown(table: pd.DataFrame, thresholds: Sequence[float], 
     return "\n".join(lines) + "\n\nValidation accuracy at the end of each epoch; seconds since training began, validation included.\n"
 
 
-def long_history(series_by_label: Mapping[str, pd.Series], column: str) -> pd.DataFrame:
-    """Rows of (epoch, model, value): the long format a DVC plot template can colour by model."""
-    frames = [pd.DataFrame({"epoch": series.index, "model": label, column: series.to_numpy()})
+def long_history(series_by_label: Mapping[str, pd.Series], column: str, seed: int | None = None) -> pd.DataFrame:
+    """Rows of (epoch, model, value), plus ``seed`` when given: the long format a DVC plot
+    template can colour by model."""
+    frames = [pd.DataFrame({"epoch": series.index, "model": label, **({} if seed is None else {"seed": seed}),
+                            column: series.to_numpy()})
               for label, series in series_by_label.items()]
     return pd.concat(frames, ignore_index=True)
+
+
+def mean_over_seeds(long: pd.DataFrame, column: str) -> pd.DataFrame:
+    """Rows of (epoch, model, mean of ``column`` over seeds), models in first-seen order.
+
+    Runs stopped early are shorter: each epoch's mean is over the seeds that reached it, so a
+    curve's tail may rest on fewer seeds than its start.
+    """
+    if long.empty:
+        return pd.DataFrame(columns=["epoch", "model", column])
+    order = {model: index for index, model in enumerate(dict.fromkeys(long["model"]))}
+    mean = long.groupby(["model", "epoch"], sort=False)[column].mean().reset_index()
+    mean = mean.sort_values(["model", "epoch"], key=lambda values: values.map(order) if values.name == "model"
+                            else values, kind="stable")
+    return mean[["epoch", "model", column]].reset_index(drop=True)
 
 
 def wide_history(long: pd.DataFrame, column: str) -> pd.DataFrame:

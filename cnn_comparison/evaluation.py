@@ -12,7 +12,8 @@ from sklearn.metrics import (accuracy_score, classification_report, confusion_ma
 
 from cnn_comparison import atomic
 from cnn_comparison.figures import confusion_figure, sample_grid_figure, save_figure
-from cnn_comparison.layout import head_file
+from cnn_comparison.layout import (CONFUSION_DIRECTORY, CONFUSION_NORMALIZED_DIRECTORY, FIGURES_DIRECTORY,
+                                  REPORTS_DIRECTORY)
 from cnn_comparison.params import ModelSpec
 from cnn_comparison.training import PREDICTION_BATCH_SIZE, make_dataset
 
@@ -79,7 +80,7 @@ def predict_heads(model: keras.Model, images_by_head: Mapping[str | None, np.nda
 
 def metrics_record(spec: ModelSpec, scores: Mapping[str | None, dict], training: Mapping[str, Any],
                    evaluation_seconds: float, provenance: list[dict]) -> dict:
-    """The metrics file of one model: test scores (per head for several heads), what training
+    """The metrics file of one run: test scores (per head for several heads), what training
     reported, and what produced it."""
     record: dict[str, Any] = {}
     if list(scores) == [None]:
@@ -91,21 +92,24 @@ def metrics_record(spec: ModelSpec, scores: Mapping[str | None, dict], training:
     for key in ("training_time_seconds", "training_cpu_seconds", "epochs_run", "epoch_of_saved_weights",
                 "parameter_count"):
         record[key] = training[key]
-    record.update(evaluation_time_seconds=round(evaluation_seconds, 2), seed=spec.recipe.seed, provenance=provenance)
+    record.update(evaluation_time_seconds=round(evaluation_seconds, 2), seed=spec.seed, provenance=provenance)
     return record
 
 
-def write_head_outputs(model_dir: Path, head: str | None, title: str, figure_title: str, images: np.ndarray,
-                       labels: np.ndarray, predictions: np.ndarray, class_names: Sequence[str]) -> str:
-    """The text report, DVC confusion-plot CSVs, confusion PNG and sample grid of one head; returns the report."""
+def write_head_outputs(directories: Mapping[str, Path], label: str, title: str, figure_title: str,
+                       images: np.ndarray, labels: np.ndarray, predictions: np.ndarray,
+                       class_names: Sequence[str]) -> str:
+    """The text report, DVC confusion-plot CSVs, confusion PNG and sample grid of one head, each in its
+    directory of ``directories`` (keyed by the layout's directory names); returns the report."""
     report = report_text(title, labels, predictions, class_names)
-    atomic.write_text(head_file(model_dir, "report", ".txt", head), report)
+    atomic.write_text(directories[REPORTS_DIRECTORY] / f"{label}.txt", report)
     rows = pd.DataFrame(confusion_rows(labels, predictions, class_names)).to_csv(index=False)
     # The same rows twice: a DVC plot takes one template per file, and dvc.yaml shows both
     # the counts (`confusion`) and the per-class recall (`confusion_normalized`).
-    for stem in ("confusion", "confusion_normalized"):
-        atomic.write_text(head_file(model_dir, stem, ".csv", head), rows)
+    for directory in (CONFUSION_DIRECTORY, CONFUSION_NORMALIZED_DIRECTORY):
+        atomic.write_text(directories[directory] / f"{label}.csv", rows)
     save_figure(confusion_figure(confusion(labels, predictions, len(class_names)), class_names, figure_title),
-                head_file(model_dir, "confusion", ".png", head))
-    save_figure(sample_grid_figure(images, labels, predictions, class_names), head_file(model_dir, "samples", ".png", head))
+                directories[FIGURES_DIRECTORY] / f"confusion_{label}.png")
+    save_figure(sample_grid_figure(images, labels, predictions, class_names),
+                directories[FIGURES_DIRECTORY] / f"samples_{label}.png")
     return report

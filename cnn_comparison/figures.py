@@ -100,16 +100,28 @@ def accuracy_by_time_figure(history: pd.DataFrame, thresholds: Sequence[float], 
     return figure
 
 
-def accuracy_bars_figure(labels: Sequence[str], accuracies: Sequence[float], title: str) -> plt.Figure:
-    """Test accuracy per model (and head), one horizontal bar each, value printed on the bar."""
+def accuracy_bars_figure(labels: Sequence[str], accuracies: Sequence[float], title: str,
+                         minimums: Sequence[float] | None = None, maximums: Sequence[float] | None = None) -> plt.Figure:
+    """Test accuracy per model (and head), one horizontal bar each, value printed on the bar.
+
+    With ``minimums`` and ``maximums`` (over seeds) the bars are means and the error bars span
+    min to max: bars whose ranges overlap may be one model's luck, not a better model.
+    """
     figure, axis = plt.subplots(figsize=(8, 0.5 * len(labels) + 1.5))
-    bars = axis.barh(range(len(labels)), accuracies)
-    axis.bar_label(bars, fmt="%.4f", fontsize=8)
+    spread = None
+    if minimums is not None and maximums is not None:
+        spread = [np.subtract(accuracies, minimums), np.subtract(maximums, accuracies)]
+    if spread is None:
+        axis.bar_label(axis.barh(range(len(labels)), accuracies), fmt="%.4f", fontsize=8)
+    else:  # the value goes past the error bar's end, where it cannot hide it
+        axis.barh(range(len(labels)), accuracies, xerr=spread, capsize=3)
+        for index, (mean, maximum) in enumerate(zip(accuracies, maximums)):
+            axis.text(maximum + 0.002, index, f"{mean:.4f}", va="center", fontsize=8)
     axis.set_yticks(range(len(labels)), labels)
     axis.invert_yaxis()
-    low = min(accuracies, default=0.0)
+    low = min(minimums if minimums is not None else accuracies, default=0.0)
     axis.set_xlim(max(0.0, low - 0.1), 1.0)
-    axis.set_xlabel("Test accuracy")
+    axis.set_xlabel("Test accuracy" if spread is None else "Test accuracy: mean over seeds, bars from min to max")
     axis.set_title(title)
     figure.tight_layout()
     return figure

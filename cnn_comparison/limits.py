@@ -1,38 +1,18 @@
 """The `limits` of params.yaml: caps that turn a full run into a quick one, applied in one place."""
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Mapping
 
 import numpy as np
 
-from cnn_comparison.params import Recipe, positive_int_or_none
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Caps for quick runs; ``None`` means use everything the recipe asks for."""
-
-    max_train_samples: int | None = None
-    max_epochs: int | None = None
-    max_eval_samples: int | None = None
-
-
-def parse_limits(limits: Mapping[str, Any] | None) -> Limits:
-    limits = limits or {}
-    allowed = sorted(Limits.__dataclass_fields__)
-    unknown = set(limits) - set(allowed)
-    if unknown:
-        raise ValueError(f"limits: unknown key(s) {sorted(unknown)}; allowed: {allowed}")
-    return Limits(**{key: positive_int_or_none(value, f"limits.{key}") for key, value in limits.items()})
+from cnn_comparison.params import Limits, Recipe
 
 
 def capped_recipe(recipe: Recipe, limits: Limits) -> Recipe:
     """The recipe a run actually follows: its epochs capped by ``limits.max_epochs``."""
     if limits.max_epochs is None or limits.max_epochs >= recipe.epochs:
         return recipe
-    return dataclasses.replace(recipe, epochs=limits.max_epochs)
+    return recipe.model_copy(update={"epochs": limits.max_epochs})
 
 
 def first(images: np.ndarray, labels: np.ndarray, limit: int | None) -> tuple[np.ndarray, np.ndarray]:

@@ -1,30 +1,322 @@
-"""Load params.yaml and check model entries before any expensive work starts."""
+"""params.yaml as one declarative schema (pydantic), checked whole before any stage does work.
+
+Every stage validates the whole file first, so a mistake anywhere stops the pipeline at its first
+stage with the key path to fix (``models.fmnist_1.training.learning_rate: ...``), before data is
+loaded and before anything is written. Names that end up in paths and commands (models, studies,
+datasets, heads) must match ``NAME_PATTERN``.
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Annotated, Any, Literal, Mapping, Union
 
 import yaml
+from pydantic import (BaseModel, ConfigDict, Discriminator, Field, StringConstraints, Tag, ValidationError,
+                      field_validator, model_validator)
 
-TRAINING_KEYS = ("optimizer", "learning_rate", "batch_size", "epochs", "early_stopping_patience", "augmentation", "seed")
-AUGMENTATION_KEYS = ("enabled", "width_shift", "height_shift", "horizontal_flip")
-# Optional augmentation keys; the defaults are the ImageDataGenerator behaviour the reference used.
-OPTIONAL_AUGMENTATION_DEFAULTS = {"fill_mode": "nearest", "interpolation": "bilinear"}
-FILL_MODES = ("constant", "nearest", "reflect", "wrap")  # Keras RandomTranslation's; constant fills with 0
-INTERPOLATIONS = ("bilinear", "nearest")
-# Optional recipe keys and the values that leave a recipe as it was before they existed
-# (docs/pipeline.md, "Training recipes").
-OPTIONAL_TRAINING_DEFAULTS = {
-    "schedule": {"type": "constant"},
-    "label_smoothing": 0.0,
-    "ema_momentum": None,
-    "test_time_flip": False,
-}
-SCHEDULE_TYPES = ("constant", "warmup_cosine")
+NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_]*$"
+Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
+FILE_KEYS = ("train_images", "train_labels", "test_images", "test_labels")
+# Keys whose values are paths or commands get no leading dash, no slash, no shell characters.
+NAME_RULE = "a letter, then letters, digits or underscores"
+
+
+
+class Strict(BaseModel):
+    """No unknown keys, no silent type coercion ("0.2" is not a number), no NaN or infinity."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
+
+PositiveInt = Annotated[int, Field(gt=0)]
+Fraction = Annotated[float, Field(ge=0.0, lt=1.0)]
+
+
+class Limits(Strict):
+    """Caps for quick runs; ``None`` means use everything the recipe asks for."""
+
+    max_train_samples: PositiveInt | None = None  # first N images of the 80% training split
+    max_epochs: PositiveInt | None = None  # min(recipe epochs, this)
+    max_eval_samples: PositiveInt | None = None  # first N of the validation split and of the test set
+
+
+class Split(Strict):
+    validation_fraction: Annotated[float, Field(ge=0.01, le=0.5)]
+    seed: Annotated[int, Field(ge=0)]
+
+
+class DataFile(Strict):
+    name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
+    sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+
+
+class UrlSource(Strict):
+    type: Literal["url"]
+    url: str
+    suffix: str = ""
+    timeout_seconds: Annotated[float, Field(gt=0)] = 20
+
+
+class DirectorySource(Strict):
+    type: Literal["directory"]
+    path: str
+
+
+class PackageSource(Strict):
+    type: Literal["debian_package", "npm_package"]
+    package: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9@][A-Za-z0-9@/._+-]*$")]
+    path: str
+    timeout_seconds: Annotated[float, Field(gt=0)] = 300
+
+
+def _source_kind(entry: Any) -> str | None:
+    kind = entry.get("type") if isinstance(entry, Mapping) else getattr(entry, "type", None)
+    return {"url": "<url source>", "directory": "<directory source>", "debian_package": "<package source>",
+            "npm_package": "<package source>"}.get(kind)
+
+
+Source = Annotated[Union[Annotated[UrlSource, Tag("<url source>")], Annotated[DirectorySource, Tag("<directory source>")],
+                         Annotated[PackageSource, Tag("<package source>")]],
+                   Discriminator(_source_kind, custom_error_type="source_type",
+                                 custom_error_message="unknown source type; use one of url, directory, "
+                                                      "debian_package, npm_package")]
+
+
+class Dataset(Strict):
+    class_names: Annotated[list[str], Field(min_length=2)]
+    files: dict[Literal["train_images", "train_labels", "test_images", "test_labels"], DataFile]
+    sources: Annotated[list[Source], Field(min_length=1)]
+
+    @field_validator("files")
+    @classmethod
+    def _all_four_files(cls, files: dict) -> dict:
+        missing = [key for key in FILE_KEYS if key not in files]
+        if missing:
+            raise ValueError(f"missing {missing}; every dataset declares {list(FILE_KEYS)}")
+        return files
+
+
+class Study(Strict):
+    title: str
+    models: Annotated[list[Name], Field(min_length=1)]
+    # One (train, evaluate) stage pair per model and seed: adding a seed runs only its stages.
+    seeds: Annotated[list[Annotated[int, Field(ge=0, lt=2**31)]], Field(min_length=1)]
+    # comparisons/<study>/time_to_accuracy.md: when each run first reaches each validation accuracy
+    accuracy_thresholds: list[Annotated[float, Field(gt=0, le=1)]] = []
+
+    @field_validator("models", "seeds")
+    @classmethod
+    def _distinct(cls, values: list) -> list:
+        repeated = sorted({value for value in values if values.count(value) > 1})
+        if repeated:
+            raise ValueError(f"listed more than once: {repeated}")
+        return values
+
+
+class Augmentation(Strict):
+    """The reference's ImageDataGenerator transform: uniform shifts of up to a fraction of each axis,
+    bilinear and edge-filled by default, and horizontal flips."""
+
+    enabled: bool
+    width_shift: Fraction
+    height_shift: Fraction
+    horizontal_flip: bool
+    fill_mode: Literal["constant", "nearest", "reflect", "wrap"] = "nearest"  # constant fills with 0 (black)
+    interpolation: Literal["bilinear", "nearest"] = "bilinear"  # nearest keeps every shift whole pixels
+
+
+class Schedule(Strict):
+    """How the learning rate moves over training; the recipe's ``learning_rate`` is its peak."""
+
+    type: Literal["constant", "warmup_cosine"] = "constant"
+    warmup_fraction: Fraction = 0.0  # warmup_cosine: share of all steps spent rising linearly from 0
+
+    @model_validator(mode="after")
+    def _warmup_only_for_warmup_cosine(self) -> "Schedule":
+        if self.type == "constant" and self.warmup_fraction:
+            raise ValueError("warmup_fraction applies only to type warmup_cosine")
+        return self
+
+
+class Optimizer(BaseModel):
+    """``{type: sgd, momentum: 0.9, ...}``: a Keras optimizer name and its constructor arguments."""
+
+    model_config = ConfigDict(extra="allow", frozen=True, strict=True, allow_inf_nan=False)
+    type: str
+
+    @model_validator(mode="after")
+    def _rate_and_averaging_belong_to_the_recipe(self) -> "Optimizer":
+        reserved = sorted({"learning_rate", "use_ema", "ema_momentum"} & set(self.model_extra or {}))
+        if reserved:
+            raise ValueError(f"set {reserved} through the recipe keys learning_rate/ema_momentum, "
+                             f"not as optimizer arguments")
+        return self
+
+
+class Recipe(Strict):
+    """How one model trains. The seed is not a recipe key: it comes from the study's ``seeds``."""
+
+    optimizer: Annotated[Union[Annotated[str, Tag("<name>")], Annotated[Optimizer, Tag("<optimizer mapping>")]],
+                         Discriminator(lambda value: "<name>" if isinstance(value, str) else "<optimizer mapping>")]
+    learning_rate: Annotated[float, Field(gt=0)]
+    batch_size: PositiveInt
+    epochs: PositiveInt
+    early_stopping_patience: PositiveInt | None
+    augmentation: Augmentation
+    schedule: Schedule = Schedule()
+    label_smoothing: Fraction = 0.0
+    ema_momentum: Annotated[float, Field(gt=0, lt=1)] | None = None  # validation and saved model use the average
+    test_time_flip: bool = False  # predictions averaged over the image and its mirror image
+    # Set by the stage from its command line (one stage per study seed), never from the file.
+    seed: int = Field(default=0, exclude=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_seed_in_the_file(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and "seed" in data:
+            raise ValueError("'seed' is not a recipe key: seeds are declared per study (studies.<study>.seeds)")
+        return data
+
+    @model_validator(mode="after")
+    def _ema_excludes_early_stopping(self) -> "Recipe":
+        if self.ema_momentum is not None and self.early_stopping_patience:
+            raise ValueError("ema_momentum and early_stopping_patience cannot be combined (early stopping would "
+                             "restore raw weights, not their average); set one of them to null")
+        return self
+
+    @property
+    def optimizer_name(self) -> str:
+        return self.optimizer if isinstance(self.optimizer, str) else self.optimizer.type
+
+    @property
+    def optimizer_options(self) -> dict[str, Any]:
+        return {} if isinstance(self.optimizer, str) else dict(self.optimizer.model_extra or {})
+
+
+Layer = Annotated[dict[str, Any], Field(min_length=1)]  # {type: ..., **arguments}; the builder checks types
+Layers = Annotated[list[Layer], Field(min_length=1)]
+
+
+class SingleTaskModel(Strict):
+    dataset: Name
+    report_title: str | None = None
+    layers: Layers
+    training: Recipe
+
+
+class Task(Strict):
+    """What one output head of a model is evaluated on."""
+
+    dataset: Name
+    report_title: str
+    dedicated_model: Name | None = None  # the single-task model it is compared with
+
+
+class MultitaskModel(Strict):
+    """One shared trunk, one head per task, trained jointly on every task's training split."""
+
+    tasks: Annotated[dict[Name, Task], Field(min_length=1)]
+    trunk: Layers
+    heads: dict[Name, Layers]
+    training: Recipe
+
+    @model_validator(mode="after")
+    def _one_head_per_task(self) -> "MultitaskModel":
+        if set(self.tasks) != set(self.heads):
+            raise ValueError(f"heads {sorted(self.heads)} must match tasks {sorted(self.tasks)}")
+        return self
+
+
+def _model_kind(entry: Any) -> str:
+    # A plain union would report both kinds' errors for one mistake; the `tasks` key chooses.
+    if isinstance(entry, MultitaskModel) or isinstance(entry, Mapping) and "tasks" in entry:
+        return "<multitask model>"
+    return "<single-task model>"
+
+
+ModelEntry = Annotated[Union[Annotated[SingleTaskModel, Tag("<single-task model>")],
+                             Annotated[MultitaskModel, Tag("<multitask model>")]], Discriminator(_model_kind)]
+
+
+class Params(Strict):
+    limits: Limits = Limits()
+    split: Split
+    datasets: Annotated[dict[Name, Dataset], Field(min_length=1)]
+    studies: Annotated[dict[Name, Study], Field(min_length=1)]
+    models: Annotated[dict[Name, ModelEntry], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _references_resolve(self) -> "Params":
+        errors = []
+        study_of: dict[str, str] = {}
+        for study_name, study in self.studies.items():
+            for index, model_name in enumerate(study.models):
+                where = f"studies.{study_name}.models[{index}]"
+                if model_name not in self.models:
+                    errors.append(f"{where}: no model {model_name!r} under 'models'")
+                elif model_name in study_of:
+                    errors.append(f"{where}: {model_name!r} is already in study {study_of[model_name]!r}; "
+                                  f"a model belongs to one study (its results live in results/<study>/<model>/)")
+                else:
+                    study_of[model_name] = study_name
+        for model_name, entry in self.models.items():
+            where = f"models.{model_name}"
+            if model_name not in study_of:
+                errors.append(f"{where}: not in any study; add it to a study's `models` list "
+                              f"(known studies: {sorted(self.studies)})")
+            tasks = entry.tasks if isinstance(entry, MultitaskModel) else {None: entry}
+            for task_name, task in tasks.items():
+                task_where = f"{where}.dataset" if task_name is None else f"{where}.tasks.{task_name}.dataset"
+                if task.dataset not in self.datasets:
+                    errors.append(f"{task_where}: unknown dataset {task.dataset!r}; known: {sorted(self.datasets)}")
+                    continue
+                output = entry.layers[-1] if task_name is None else entry.heads[task_name][-1]
+                classes = len(self.datasets[task.dataset].class_names)
+                units = output.get("units")
+                layers_key = "layers" if task_name is None else f"heads.{task_name}"
+                if units is not None and units != classes:
+                    errors.append(f"{where}.{layers_key}[-1].units: the output layer has {units!r} units but dataset "
+                                  f"{task.dataset!r} has {classes} class_names; they must match")
+            if isinstance(entry, MultitaskModel):
+                for task_name, task in entry.tasks.items():
+                    if task.dedicated_model is not None and task.dedicated_model not in self.models:
+                        errors.append(f"{where}.tasks.{task_name}.dedicated_model: no model "
+                                      f"{task.dedicated_model!r} under 'models'")
+        if errors:
+            raise ValueError("; ".join(errors))
+        return self
+
+    def study_of(self, model_name: str) -> str:
+        return next(name for name, study in self.studies.items() if model_name in study.models)
+
+
+def _key_path(location: tuple, prefix: str) -> str:
+    path = prefix
+    for part in location:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif not str(part).startswith(("<", "function-", "[key]")):  # union tags, validators: not keys
+            path += f".{part}" if path else str(part)
+    return path
+
+
+def describe_validation_error(error: ValidationError, prefix: str = "") -> str:
+    """One line per problem: the key path, what is wrong, and the value given."""
+    lines = []
+    for problem in error.errors(include_url=False):
+        path = _key_path(problem["loc"], prefix)
+        message = problem["msg"].removeprefix("Value error, ")
+        if problem["type"] == "string_pattern_mismatch" and "A-Za-z][A-Za-z0-9_" in message:
+            message = f"a name must be {NAME_RULE}"
+        elif problem["type"] == "extra_forbidden":
+            message = f"unknown key {problem['loc'][-1]!r} (misspelt, or not supported here; docs/pipeline.md lists the keys)"
+        shown = "" if problem["type"] in ("missing", "value_error") else f" (got {problem['input']!r})"
+        lines.append(f"{path}: {message}{shown}" if path else message)
+    return "; ".join(dict.fromkeys(lines))
 
 
 def load_params(path: str | Path = "params.yaml") -> dict:
+    """The raw mapping (provenance records it as written); ``validated`` checks it."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: params file not found; run from the project root or pass --params")
@@ -35,203 +327,62 @@ def load_params(path: str | Path = "params.yaml") -> dict:
     return params
 
 
-@dataclass(frozen=True)
-class Augmentation:
-    enabled: bool
-    width_shift: float
-    height_shift: float
-    horizontal_flip: bool
-    fill_mode: str = "nearest"  # what shifted-in pixels get
-    interpolation: str = "bilinear"  # nearest keeps every shift a whole number of pixels
+def validated(params: Mapping) -> Params:
+    """The whole file checked against the schema; ``ValueError`` lists every problem by key path."""
+    try:
+        return Params.model_validate(dict(params))
+    except ValidationError as error:
+        raise ValueError(describe_validation_error(error)) from None
 
 
-@dataclass(frozen=True)
-class Schedule:
-    """How the learning rate moves over training; ``learning_rate`` is its peak."""
-
-    type: str = "constant"
-    warmup_fraction: float = 0.0  # warmup_cosine: share of all steps spent rising linearly from 0
-
-
-@dataclass(frozen=True)
-class Recipe:
-    optimizer: str
-    learning_rate: float
-    batch_size: int
-    epochs: int
-    early_stopping_patience: int | None
-    augmentation: Augmentation
-    seed: int
-    optimizer_options: Mapping[str, Any] = field(default_factory=dict)  # e.g. momentum, nesterov, weight_decay
-    schedule: Schedule = Schedule()
-    label_smoothing: float = 0.0
-    ema_momentum: float | None = None  # weights averaged over steps; validation and the saved model use the average
-    test_time_flip: bool = False  # predictions averaged over the image and its mirror image
+def parse_recipe(training: Mapping[str, Any], where: str = "training") -> Recipe:
+    """One recipe on its own (tests, benchmarks); errors carry ``where`` as their key prefix."""
+    try:
+        return Recipe.model_validate(dict(training))
+    except ValidationError as error:
+        raise ValueError(describe_validation_error(error, where)) from None
 
 
-def _require(mapping: Any, key: str, where: str) -> Any:
-    if not isinstance(mapping, Mapping):
-        raise ValueError(f"{where}: expected a mapping, got {mapping!r}")
-    if key not in mapping:
-        raise ValueError(f"{where}: missing key {key!r}")
-    return mapping[key]
+def dataset_entry(params: Params, dataset: str) -> Dataset:
+    if dataset not in params.datasets:
+        raise ValueError(f"no dataset {dataset!r} under 'datasets'; known: {sorted(params.datasets)}")
+    return params.datasets[dataset]
 
 
-def positive_int_or_none(value: Any, where: str) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{where}: expected a positive integer or null, got {value!r}")
-    return value
+MULTITASK = "multitask"  # the name of the reference's multitask model in params.yaml
 
 
-def _fraction(value: Any, where: str, low: float, high: float) -> float:
-    """A number in [low, high); booleans are not numbers here."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value < high:
-        raise ValueError(f"{where}: expected a number in [{low}, {high}), got {value!r}")
-    return float(value)
-
-
-def _optimizer(value: Any, where: str) -> tuple[str, dict[str, Any]]:
-    """``adam`` or ``{type: sgd, momentum: 0.9, ...}``: a Keras optimizer name and its arguments."""
-    if isinstance(value, str):
-        return value, {}
-    if isinstance(value, Mapping) and isinstance(value.get("type"), str):
-        options = {key: option for key, option in value.items() if key != "type"}
-        reserved = sorted({"learning_rate", "use_ema", "ema_momentum"} & set(options))
-        if reserved:
-            raise ValueError(f"{where}: set {reserved} through the recipe keys learning_rate/ema_momentum, "
-                             f"not as optimizer arguments")
-        return value["type"], options
-    raise ValueError(f"{where}: expected an optimizer name such as adam, or a mapping with 'type' "
-                     f"(e.g. {{type: sgd, momentum: 0.9}}), got {value!r}")
-
-
-def _schedule(value: Any, where: str) -> Schedule:
-    if not isinstance(value, Mapping) or value.get("type") not in SCHEDULE_TYPES:
-        raise ValueError(f"{where}: expected {{type: constant}} or {{type: warmup_cosine, warmup_fraction: F}}, "
-                         f"got {value!r}")
-    allowed = {"type"} if value["type"] == "constant" else {"type", "warmup_fraction"}
-    unknown = sorted(set(value) - allowed)
-    if unknown:
-        raise ValueError(f"{where}: unknown key(s) {unknown} for type {value['type']!r}; allowed: {sorted(allowed)}")
-    warmup = _fraction(value.get("warmup_fraction", 0.0), f"{where}.warmup_fraction", 0.0, 1.0)
-    return Schedule(value["type"], warmup)
-
-
-def parse_recipe(where: str, training: Mapping[str, Any]) -> Recipe:
-    """``where`` is the params key path, e.g. ``models.fmnist_1.training``."""
-    values = {key: _require(training, key, where) for key in TRAINING_KEYS}
-    unknown = sorted(set(training) - set(TRAINING_KEYS) - set(OPTIONAL_TRAINING_DEFAULTS))
-    if unknown:
-        raise ValueError(f"{where}: unknown key(s) {unknown}; allowed: "
-                         f"{sorted([*TRAINING_KEYS, *OPTIONAL_TRAINING_DEFAULTS])}")
-    augmentation = values.pop("augmentation")
-    augmentation_values = {key: _require(augmentation, key, f"{where}.augmentation") for key in AUGMENTATION_KEYS}
-    unknown = sorted(set(augmentation) - set(AUGMENTATION_KEYS) - set(OPTIONAL_AUGMENTATION_DEFAULTS))
-    if unknown:
-        raise ValueError(f"{where}.augmentation: unknown key(s) {unknown}; allowed: "
-                         f"{sorted([*AUGMENTATION_KEYS, *OPTIONAL_AUGMENTATION_DEFAULTS])}")
-    for key, choices in (("fill_mode", FILL_MODES), ("interpolation", INTERPOLATIONS)):
-        value = augmentation.get(key, OPTIONAL_AUGMENTATION_DEFAULTS[key])
-        if value not in choices:
-            raise ValueError(f"{where}.augmentation.{key}: expected one of {list(choices)}, got {value!r}")
-        augmentation_values[key] = value
-    for key in ("width_shift", "height_shift"):
-        shift = augmentation_values[key]
-        if not isinstance(shift, (int, float)) or not 0 <= shift < 1:
-            raise ValueError(f"{where}.augmentation.{key}: expected a fraction in [0, 1), got {shift!r}")
-    for key in ("batch_size", "epochs"):
-        if positive_int_or_none(values[key], f"{where}.{key}") is None:
-            raise ValueError(f"{where}.{key}: must be set")
-    if isinstance(values["seed"], bool) or not isinstance(values["seed"], int) or values["seed"] < 0:
-        raise ValueError(f"{where}.seed: expected a non-negative integer, got {values['seed']!r}")
-    positive_int_or_none(values["early_stopping_patience"], f"{where}.early_stopping_patience")
-    if not isinstance(values["learning_rate"], (int, float)) or values["learning_rate"] <= 0:
-        raise ValueError(f"{where}.learning_rate: expected a positive number, got {values['learning_rate']!r}")
-    values["optimizer"], optimizer_options = _optimizer(values["optimizer"], f"{where}.optimizer")
-    optional = {**OPTIONAL_TRAINING_DEFAULTS, **{key: training[key] for key in OPTIONAL_TRAINING_DEFAULTS if key in training}}
-    ema_momentum = optional["ema_momentum"]
-    if ema_momentum is not None:
-        ema_momentum = _fraction(ema_momentum, f"{where}.ema_momentum", 0.0, 1.0)
-        if values["early_stopping_patience"]:
-            raise ValueError(f"{where}: ema_momentum and early_stopping_patience cannot be combined (early stopping "
-                             f"would restore raw weights, not their average); set one of them to null")
-    if not isinstance(optional["test_time_flip"], bool):
-        raise ValueError(f"{where}.test_time_flip: expected true or false, got {optional['test_time_flip']!r}")
-    return Recipe(
-        augmentation=Augmentation(**augmentation_values), optimizer_options=optimizer_options,
-        schedule=_schedule(optional["schedule"], f"{where}.schedule"),
-        label_smoothing=_fraction(optional["label_smoothing"], f"{where}.label_smoothing", 0.0, 1.0),
-        ema_momentum=ema_momentum, test_time_flip=optional["test_time_flip"], **values)
-
-
-MULTITASK = "multitask"  # the key of the multitask model's section, and its name
-
-
-@dataclass(frozen=True)
-class Task:
-    """What one output head of a model is evaluated on."""
-
-    dataset: str
-    report_title: str
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """One trainable model, single-task (``models.<name>``) or the multitask model (``multitask``).
+class ModelSpec(BaseModel):
+    """One run to train or evaluate: a model's entry, its study, and the seed it runs with.
 
     ``tasks`` maps head name to task; a single-task model has one head, named ``None``.
     """
 
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
     name: str
     study: str
+    seed: int
     tasks: dict[str | None, Task]
     recipe: Recipe
-    entry: Mapping[str, Any]
+    entry: Union[SingleTaskModel, MultitaskModel]
 
     @property
     def where(self) -> str:
-        return MULTITASK if self.name == MULTITASK else f"models.{self.name}"
+        return f"models.{self.name}"
 
 
-def _dataset(params: Mapping, dataset: Any, where: str) -> str:
-    datasets = _require(params, "datasets", "params.yaml")
-    if dataset not in datasets:
-        raise ValueError(f"{where}: unknown dataset {dataset!r}; known: {sorted(datasets)}")
-    return dataset
-
-
-def _study(params: Mapping, entry: Mapping, where: str) -> str:
-    study = _require(entry, "study", where)
-    studies = _require(params, "studies", "params.yaml")
-    if study not in studies:
-        raise ValueError(f"{where}.study: unknown study {study!r}; declare it under 'studies' (known: {sorted(studies)})")
-    return study
-
-
-def model_spec(params: Mapping, model_name: str) -> ModelSpec:
-    """Check a model's entry before any expensive work starts; errors name the key to fix."""
-    models = _require(params, "models", "params.yaml")
-    if model_name == MULTITASK:
-        if MULTITASK in models:
-            raise ValueError(f"models.{MULTITASK}: the name {MULTITASK!r} is taken by the multitask section; rename it")
-        entry = _require(params, MULTITASK, "params.yaml")
-        where = MULTITASK
-        tasks = {}
-        for task, config in _require(entry, "tasks", where).items():
-            tasks[task] = Task(_dataset(params, _require(config, "dataset", f"{where}.tasks.{task}"), f"{where}.tasks.{task}.dataset"),
-                               _require(config, "report_title", f"{where}.tasks.{task}"))
-            if task not in _require(entry, "heads", where):
-                raise ValueError(f"{where}.heads: no head for task {task!r}; add one or remove it from {where}.tasks")
-        _require(entry, "trunk", where)
+def model_spec(params: Params, model_name: str, seed: int) -> ModelSpec:
+    """The run ``(model_name, seed)``; both must be declared, so a stage cannot run an undeclared seed."""
+    if model_name not in params.models:
+        raise ValueError(f"no model {model_name!r} under 'models'; known: {sorted(params.models)}")
+    study = params.study_of(model_name)
+    if seed not in params.studies[study].seeds:
+        raise ValueError(f"studies.{study}.seeds: seed {seed} is not declared (declared: "
+                         f"{params.studies[study].seeds}); add it there and run `dvc repro`")
+    entry = params.models[model_name]
+    if isinstance(entry, MultitaskModel):
+        tasks: dict[str | None, Task] = dict(entry.tasks)
     else:
-        if model_name not in models:
-            raise ValueError(f"params.yaml: no model {model_name!r} under 'models'; known: {sorted(models)}")
-        entry = models[model_name]
-        where = f"models.{model_name}"
-        dataset = _dataset(params, _require(entry, "dataset", where), f"{where}.dataset")
-        tasks = {None: Task(dataset, entry.get("report_title", f"{model_name} Performance"))}
-        _require(entry, "layers", where)
-    recipe = parse_recipe(f"{where}.training", _require(entry, "training", where))
-    return ModelSpec(model_name, _study(params, entry, where), tasks, recipe, entry)
+        tasks = {None: Task(dataset=entry.dataset, report_title=entry.report_title or f"{model_name} Performance")}
+    return ModelSpec(name=model_name, study=study, seed=seed, tasks=tasks,
+                     recipe=entry.training.model_copy(update={"seed": seed}), entry=entry)

@@ -1,11 +1,14 @@
 """Record what produced a result, so a metrics file can be trusted later."""
 from __future__ import annotations
 
+import os
 import platform
-from typing import Mapping
 from importlib import metadata
+from pathlib import Path
+from typing import Any, Mapping
 
-_LIBRARIES = ("tensorflow", "keras", "numpy", "scikit-learn", "pandas", "dvc", "dvclive")
+_LIBRARIES = ("tensorflow", "keras", "numpy", "scikit-learn", "pandas", "pydantic", "dvc", "dvclive")
+_CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")  # the ones that change which kernels run
 
 
 def library_versions() -> dict[str, str]:
@@ -18,15 +21,41 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-def provenance(model_params: Mapping, params: Mapping) -> list[dict]:
-    """What produced a metrics file: the model's params, split, limits and library versions.
+def machine(cpuinfo: Path = Path("/proc/cpuinfo")) -> dict[str, Any]:
+    """The CPU model and its vector extensions: bit-for-bit results hold only on the same kind."""
+    model, flags = platform.processor() or platform.machine(), set()
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text(errors="replace").splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                model = value.strip()
+            elif key.strip() == "flags":
+                flags = set(value.split())
+            if model and flags:
+                break
+    return {"cpu_model": model, "cpu_count": os.cpu_count(), "cpu_flags": [flag for flag in _CPU_FLAGS if flag in flags],
+            "platform": platform.platform()}
+
+
+def runtime(determinism: Mapping[str, Any]) -> dict[str, Any]:
+    """Where and how a step ran: determinism and thread settings, machine, library versions."""
+    return {"determinism": dict(determinism), "machine": machine(), "library_versions": library_versions()}
+
+
+def provenance(model_params: Mapping, params: Mapping, seed: int, training_runtime: Mapping | None,
+               evaluation_runtime: Mapping) -> list[dict]:
+    """What produced a metrics file: the model's params and seed, split, limits, and the runtimes.
 
     Returned as a one-element list on purpose: DVC's metrics table skips lists,
     so `dvc metrics show` stays a table of numbers while the JSON keeps everything.
     """
     return [{
         "params": dict(model_params),
+        "seed": seed,
         "split": dict(params["split"]),
         "limits": dict(params.get("limits") or {}),
-        "library_versions": library_versions(),
+        "training": dict(training_runtime) if training_runtime else None,
+        "evaluation": dict(evaluation_runtime),
+        # kept at the top for readers of older metrics files
+        "library_versions": dict(evaluation_runtime["library_versions"]),
     }]

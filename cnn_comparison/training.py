@@ -8,6 +8,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from cnn_comparison.augmentation import augment_batches
 from cnn_comparison.params import Augmentation, Recipe
 
 # Big enough to amortise per-batch overhead, small enough for 24 GiB with the 10k test set.
@@ -41,38 +42,16 @@ def learning_rate_schedule(recipe: Recipe, steps_per_epoch: int) -> float | kera
 def make_optimizer(recipe: Recipe, steps_per_epoch: int = 1) -> keras.optimizers.Optimizer:
     """The recipe's Keras optimizer with its schedule, arguments and weight averaging (EMA)."""
     try:
-        optimizer_class = type(keras.optimizers.get(recipe.optimizer))
+        optimizer_class = type(keras.optimizers.get(recipe.optimizer_name))
     except ValueError as error:
-        raise ValueError(f"optimizer: unknown optimizer {recipe.optimizer!r}: {error}") from error
+        raise ValueError(f"optimizer: unknown optimizer {recipe.optimizer_name!r}: {error}") from error
     arguments = {"learning_rate": learning_rate_schedule(recipe, steps_per_epoch), **recipe.optimizer_options}
     if recipe.ema_momentum is not None:
         arguments.update(use_ema=True, ema_momentum=recipe.ema_momentum)
     try:
         return optimizer_class(**arguments)
     except (TypeError, ValueError) as error:
-        raise ValueError(f"optimizer: {recipe.optimizer} does not accept {dict(recipe.optimizer_options)}: {error}") from error
-
-
-def make_augmentation(augmentation: Augmentation, seed: int) -> keras.Sequential | None:
-    """The ImageDataGenerator transform of the reference, as Keras preprocessing layers.
-
-    Shifts are uniform in [-fraction, +fraction] of each axis. By default they use bilinear
-    interpolation and fill edges with the nearest pixel, like
-    ``ImageDataGenerator(width_shift_range=..., height_shift_range=..., horizontal_flip=True)``;
-    ``fill_mode: constant`` fills with black, the background of both datasets, instead of smearing
-    the edge pixels of a garment across the border.
-    """
-    if not augmentation.enabled:
-        return None
-    layers = []
-    if augmentation.width_shift or augmentation.height_shift:
-        layers.append(keras.layers.RandomTranslation(
-            height_factor=augmentation.height_shift, width_factor=augmentation.width_shift,
-            fill_mode=augmentation.fill_mode, interpolation=augmentation.interpolation, fill_value=0.0, seed=seed,
-        ))
-    if augmentation.horizontal_flip:
-        layers.append(keras.layers.RandomFlip("horizontal", seed=seed + 1))
-    return keras.Sequential(layers, name="augmentation") if layers else None
+        raise ValueError(f"optimizer: {recipe.optimizer_name} does not accept {dict(recipe.optimizer_options)}: {error}") from error
 
 
 def make_dataset(
@@ -81,19 +60,18 @@ def make_dataset(
     batch_size: int,
     seed: int,
     shuffle: bool,
-    augmentation: keras.Sequential | None = None,
+    augmentation: Augmentation | None = None,
     sample_weights=None,
 ) -> tf.data.Dataset:
-    """Batches for ``model.fit``; augmentation runs on whole batches inside TensorFlow."""
+    """Batches for ``model.fit``; augmentation runs on whole batches inside TensorFlow, drawn
+    statelessly from ``seed`` so op determinism keeps it parallel (cnn_comparison/augmentation.py)."""
     elements = (images, targets) if sample_weights is None else (images, targets, sample_weights)
     dataset = tf.data.Dataset.from_tensor_slices(elements)
     if shuffle:
         dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.batch(batch_size)
     if augmentation is not None:
-        def augment(batch_images, *rest):
-            return (augmentation(batch_images, training=True), *rest)
-        dataset = dataset.map(augment, num_parallel_calls=INPUT_PARALLEL_CALLS)
+        dataset = augment_batches(dataset, augmentation, seed, INPUT_PARALLEL_CALLS)
     options = tf.data.Options()
     options.autotune.enabled = False
     return dataset.prefetch(PREFETCH_BATCHES).with_options(options)
@@ -121,7 +99,8 @@ def fit(
     callbacks: list[keras.callbacks.Callback],
 ) -> tuple[keras.callbacks.History, float]:
     """Train with optional early stopping (best weights restored); return history and wall seconds."""
-    callbacks = [ElapsedTime(), *callbacks]  # first, so loggers after it see the times
+    # ElapsedTime first, so loggers after it see the times; a NaN loss stops training at once.
+    callbacks = [ElapsedTime(), *callbacks, keras.callbacks.TerminateOnNaN()]
     if early_stopping_patience:
         callbacks.append(keras.callbacks.EarlyStopping(
             monitor="val_loss", patience=early_stopping_patience, restore_best_weights=True, verbose=1,
@@ -181,7 +160,7 @@ def compile_model(model: keras.Model, recipe: Recipe, tasks: list[str] | None = 
 def training_dataset(images: np.ndarray, targets, recipe: Recipe, sample_weights=None) -> tf.data.Dataset:
     """Shuffled batches, augmented per the recipe: the input path `train` uses (and the benchmark measures)."""
     return make_dataset(images, targets, recipe.batch_size, recipe.seed, shuffle=True,
-                        augmentation=make_augmentation(recipe.augmentation, recipe.seed), sample_weights=sample_weights)
+                        augmentation=recipe.augmentation, sample_weights=sample_weights)
 
 
 def validation_dataset(images: np.ndarray, targets, recipe: Recipe, sample_weights=None) -> tf.data.Dataset:
@@ -197,11 +176,13 @@ def train_model(
 ) -> tuple[keras.callbacks.History, float]:
     """Compile and fit one model with its recipe (epochs already capped by the limits).
 
+    Call ``determinism.make_deterministic(recipe.seed)`` before building ``model``: the seed fixes
+    the initial weights, the shuffling and the augmentation only if it is set first.
+
     ``task_arrays[head]`` holds train/validation images and labels; a single-task model has one
     head named ``None``. Several heads train jointly on batches mixing the tasks: each example is
     weighted 1 for its own head and 0 for the others (see ``combine_tasks``).
     """
-    keras.utils.set_random_seed(recipe.seed)
     classes = class_counts(model)
     training_examples = sum(len(arrays["train_labels"]) for arrays in task_arrays.values())
     steps_per_epoch = -(-training_examples // recipe.batch_size)

@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 
 SMALL_LIMITS = {"max_train_samples": 1000, "max_epochs": 1, "max_eval_samples": 500}
+# Two seeds are enough to exercise the spread over seeds; the project's five would add stages, not coverage.
+SMALL_SEEDS = {"dedicated_vs_multitask": [42, 43]}
 GIT_IDENTITY = ["-c", "user.name=test", "-c", "user.email=test@example.com"]
 
 
@@ -59,11 +61,15 @@ def set_value(params_path: Path, pattern: str, replacement: str) -> None:
     params_path.write_text(new_text)
 
 
-def copy_project(project_root: Path, destination: Path, limits: dict = SMALL_LIMITS) -> Path:
-    """Copy the git-tracked files, set small limits and commit them in a new repository."""
+def copy_project(project_root: Path, destination: Path, limits: dict = SMALL_LIMITS,
+                 seeds: dict = SMALL_SEEDS) -> Path:
+    """Copy the git-tracked files, set small limits (and fewer seeds) and commit them in a new repository."""
     copy_tracked_files(project_root, destination)
     for name, value in limits.items():
         set_value(destination / "params.yaml", rf"^  {name}: null", f"  {name}: {value}")
+    for study, study_seeds in seeds.items():
+        set_value(destination / "params.yaml", rf"(^  {study}:\n(?:    .*\n)*?    seeds: )\[[^\]]*\]",
+                  rf"\g<1>{study_seeds}")
     env = tool_environment()
     run(["git", "init", "-q", "-b", "main"], destination, env)
     # Link workspace files to the DVC cache instead of copying them: each copy holds ~1 GB of arrays.

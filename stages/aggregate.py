@@ -1,12 +1,25 @@
-"""Stage aggregate: compare the models of one study: table, validation curves, accuracy bars.
+"""Stage aggregate: compare the models of one study over its seeds: spread, significance, curves.
 
 Usage: python stages/aggregate.py STUDY STUDY_RESULTS_DIR OUTPUT_DIR [--params params.yaml]
-Reads STUDY_RESULTS_DIR/<model>/metrics.json and <model>/live/ for every model directory there
-(models in name order); writes OUTPUT_DIR/table.csv, table.md, validation_accuracy.csv,
-validation_loss.csv (long format, one row per model and epoch), their PNGs, test_accuracy.png, and
-the time-to-accuracy comparison: accuracy_by_time.csv/.png (validation accuracy against seconds of
-training) and time_to_accuracy.csv/.md (when each model first reached each of the study's
-`accuracy_thresholds`). A model whose training log is missing keeps its table row, without curves.
+
+Reads exactly the runs params.yaml declares: for each model in `studies.STUDY.models` and each
+seed in `studies.STUDY.seeds`, STUDY_RESULTS_DIR/<model>/seed_<seed>/metrics.json and its live/
+training log (directories of models or seeds no longer declared are ignored). Fails, naming the
+files, when a declared run is missing, and refuses runs made with different `limits`.
+Writes to OUTPUT_DIR:
+  table.csv          one row per model, head and seed (test scores, times, parameters, epochs)
+  summary.json       per model (and head): mean, std, min, max, n over seeds of test accuracy and
+                     F1, mean CPU seconds (a DVC metric: `dvc metrics diff` compares commits)
+  table.md           accuracy as mean ± std per model, Welch's t-test per pair of models on a
+                     dataset, and `Best model on <dataset>: **<model>**` with the models it is tied with
+  validation_accuracy.csv/.png, validation_loss.csv/.png
+                     per model and epoch, mean over the seeds that reached that epoch
+  accuracy_by_time.csv/.png, time_to_accuracy.csv/.md
+                     per run (`model (seed N)` when the study has several seeds): validation
+                     accuracy against seconds of training, and when each of the study's
+                     `accuracy_thresholds` was first reached
+  test_accuracy.png  mean test accuracy per model, error bars from min to max over seeds
+A run whose training log is missing keeps its table rows, without curves, and gets a warning.
 """
 from __future__ import annotations
 
@@ -18,12 +31,13 @@ from pathlib import Path
 import pandas as pd
 
 from cnn_comparison import atomic
-from cnn_comparison.comparison import (accuracy_by_time, best_models, comparison_markdown, comparison_table,
-                                       elapsed_history, long_history, time_to_accuracy, time_to_accuracy_markdown,
-                                       validation_history, wide_history)
+from cnn_comparison.comparison import (accuracy_by_time, check_runs, comparison_markdown, comparison_table,
+                                       elapsed_history, long_history, mean_over_seeds, pairwise_tests, rankings,
+                                       seeded_label, spread_table, summary_metrics, time_to_accuracy,
+                                       time_to_accuracy_markdown, validation_history, wide_history)
 from cnn_comparison.figures import accuracy_bars_figure, accuracy_by_time_figure, curves_figure, save_figure
-from cnn_comparison.layout import LIVE_DIRECTORY, METRICS_FILE
-from cnn_comparison.params import load_params
+from cnn_comparison.layout import LIVE_DIRECTORY, METRICS_FILE, run_directory
+from cnn_comparison.params import load_params, validated
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,62 +47,81 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("output_dir", type=Path)
     parser.add_argument("--params", default="params.yaml")
     arguments = parser.parse_args(argv)
-    studies = load_params(arguments.params).get("studies") or {}
+    try:
+        studies = validated(load_params(arguments.params)).studies
+    except (FileNotFoundError, ValueError) as error:
+        print(f"error: {arguments.params}: {error}", file=sys.stderr)
+        return 1
     if arguments.study not in studies:
         print(f"error: {arguments.params}: no study {arguments.study!r} under 'studies'; known: {sorted(studies)}",
               file=sys.stderr)
         return 1
-    title = studies[arguments.study]["title"]
-    thresholds = studies[arguments.study].get("accuracy_thresholds") or []
-    if not all(isinstance(value, (int, float)) and 0 < value <= 1 for value in thresholds):
-        print(f"error: {arguments.params}: studies.{arguments.study}.accuracy_thresholds: expected accuracies in "
-              f"(0, 1], got {thresholds!r}", file=sys.stderr)
+    study = studies[arguments.study]
+    several_seeds = len(study.seeds) > 1
+
+    run_dirs = {(model, seed): run_directory(arguments.results_dir, model, seed)
+                for model in study.models for seed in study.seeds}
+    missing = [str(path / METRICS_FILE) for path in run_dirs.values() if not (path / METRICS_FILE).is_file()]
+    if missing:
+        print(f"error: {len(missing)} declared run(s) of study {arguments.study!r} have no results: "
+              f"{', '.join(missing)}; run `dvc repro` (their train and evaluate stages) first", file=sys.stderr)
         return 1
-    model_dirs = sorted(path for path in arguments.results_dir.iterdir() if path.is_dir()) \
-        if arguments.results_dir.is_dir() else []
-    unfinished = [str(path / METRICS_FILE) for path in model_dirs if not (path / METRICS_FILE).is_file()]
-    if not model_dirs or unfinished:
-        print(f"error: {', '.join(unfinished) or f'no model results in {arguments.results_dir}'} missing; run "
-              f"`dvc repro` (the train and evaluate stages of study {arguments.study!r}) first", file=sys.stderr)
+    records = {run: json.loads((path / METRICS_FILE).read_text()) for run, path in run_dirs.items()}
+    try:
+        check_runs(records)
+    except ValueError as error:
+        print(f"error: study {arguments.study!r}: {error}", file=sys.stderr)
         return 1
-    records = {path: json.loads((path / METRICS_FILE).read_text()) for path in model_dirs}
-    table = comparison_table(list(records.values()))
-    best = best_models(table)
+
+    table = comparison_table([{**record, "seed": seed} for (_, seed), record in records.items()])
+    spread = spread_table(table)
+    pairs = pairwise_tests(table)
+    markdown = comparison_markdown(spread, pairs, rankings(spread, pairs))
     output = arguments.output_dir
     atomic.write_text(output / "table.csv", table.to_csv(index=False))
-    atomic.write_text(output / "table.md", comparison_markdown(table, best))
-    logged = {}
-    for path, record in records.items():
+    atomic.write_json(output / "summary.json", summary_metrics(spread))
+    atomic.write_text(output / "table.md", markdown)
+
+    curves: dict[str, list[pd.DataFrame]] = {"accuracy": [], "loss": []}
+    timed_runs, without_logs = [], []
+    for (model, seed), record in records.items():
+        live_dir = run_dirs[model, seed] / LIVE_DIRECTORY
+        run_label = seeded_label(model, seed) if several_seeds else model
         try:
-            logged[path] = {metric: validation_history(path / LIVE_DIRECTORY, record, metric) for metric in ("accuracy", "loss")}
+            histories = {metric: validation_history(live_dir, record, metric) for metric in curves}
         except FileNotFoundError as error:
             # e.g. a clone without the DVC cache: the metrics file is in git, the training log is not.
-            print(f"warning: {record['model']}: no curves ({error}); `dvc pull` or rerun its train stage to add them",
+            print(f"warning: {run_label}: no curves ({error}); `dvc pull` or rerun its train stage to add them",
                   file=sys.stderr)
+            without_logs.append(run_label)
+            continue
+        for metric, series in histories.items():
+            curves[metric].append(long_history(series, f"validation_{metric}", seed))
+        timed_runs.append(accuracy_by_time(histories["accuracy"], elapsed_history(live_dir), seed, several_seeds))
+    over_seeds = f", mean over {len(study.seeds)} seeds" if several_seeds else ""
     for metric, label in (("accuracy", "Validation accuracy"), ("loss", "Validation loss")):
-        series = {}
-        for histories in logged.values():
-            series.update(histories[metric])
         column = f"validation_{metric}"
-        long = long_history(series, column) if series else pd.DataFrame(columns=["epoch", "model", column])
-        atomic.write_text(output / f"{column}.csv", long.to_csv(index=False))
-        save_figure(curves_figure(wide_history(long, column), f"{title}: {label.lower()} per epoch", label),
-                    output / f"{column}.png")
-    frames = [accuracy_by_time(histories["accuracy"], elapsed_history(path / LIVE_DIRECTORY))
-              for path, histories in logged.items()]
-    history = pd.concat(frames, ignore_index=True) if frames else accuracy_by_time({}, None)
+        runs = pd.concat(curves[metric], ignore_index=True) if curves[metric] else pd.DataFrame(
+            columns=["epoch", "model", "seed", column])
+        mean = mean_over_seeds(runs, column)
+        atomic.write_text(output / f"{column}.csv", mean.to_csv(index=False))
+        save_figure(curves_figure(wide_history(mean, column), f"{study.title}: {label.lower()} per epoch{over_seeds}",
+                                  label), output / f"{column}.png")
+
+    history = pd.concat(timed_runs, ignore_index=True) if timed_runs else accuracy_by_time({}, None)
     timed = history.dropna(subset=["elapsed_wall_seconds"])
+    thresholds = list(study.accuracy_thresholds)
     atomic.write_text(output / "accuracy_by_time.csv", timed.to_csv(index=False))
-    save_figure(accuracy_by_time_figure(timed, thresholds, f"{title}: validation accuracy against training time"),
+    save_figure(accuracy_by_time_figure(timed, thresholds, f"{study.title}: validation accuracy against training time"),
                 output / "accuracy_by_time.png")
     reached = time_to_accuracy(history, thresholds)
     atomic.write_text(output / "time_to_accuracy.csv", reached.to_csv(index=False))
-    atomic.write_text(output / "time_to_accuracy.md", time_to_accuracy_markdown(
-        reached, thresholds, [record["model"] for path, record in records.items() if path not in logged]))
-    labels = [row.model if not row.head else f"{row.model} ({row.head})" for row in table.itertuples()]
-    save_figure(accuracy_bars_figure(labels, list(table["test_accuracy"]), f"{title}: test accuracy"),
+    atomic.write_text(output / "time_to_accuracy.md", time_to_accuracy_markdown(reached, thresholds, without_logs))
+    save_figure(accuracy_bars_figure(list(spread["label"]), list(spread["test_accuracy_mean"]),
+                                     f"{study.title}: test accuracy{over_seeds}",
+                                     list(spread["test_accuracy_min"]), list(spread["test_accuracy_max"])),
                 output / "test_accuracy.png")
-    print(comparison_markdown(table, best))
+    print(markdown)
     return 0
 
 

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from cnn_comparison.atomic import staged_path
-from cnn_comparison.params import load_params
+from cnn_comparison.params import dataset_entry, load_params, validated
 from cnn_comparison.sources import FILE_KEYS, NoVerifiedSource, acquire
 
 
@@ -21,11 +21,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("output_dir", type=Path)
     parser.add_argument("--params", default="params.yaml")
     arguments = parser.parse_args(argv)
-    params = load_params(arguments.params)
-    datasets = params.get("datasets", {})
-    if arguments.dataset not in datasets:
-        parser.error(f"{arguments.params}: no dataset {arguments.dataset!r} under 'datasets'; known: {sorted(datasets)}")
-    config = datasets[arguments.dataset]
+    try:  # the whole file is checked first; the sources code reads this dataset's entry as written
+        raw_params = load_params(arguments.params)
+        dataset_entry(validated(raw_params), arguments.dataset)
+    except ValueError as error:
+        print(f"error: {arguments.params}: {error}", file=sys.stderr)
+        return 1
+    config = raw_params["datasets"][arguments.dataset]
     files = {key: config["files"][key] for key in FILE_KEYS}
     start = time.perf_counter()
     try:

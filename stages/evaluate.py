@@ -1,14 +1,16 @@
-"""Stage evaluate: score one trained model on its test set(s), one report per output head.
+"""Stage evaluate: score one trained run on its test set(s), one report per output head.
 
-Usage: python stages/evaluate.py MODEL MODEL_DIR PREPARED_DIR [--params params.yaml]
-       python stages/evaluate.py multitask MODEL_DIR TASK=PREPARED_DIR... [--params params.yaml]
-Reads MODEL_DIR/model.keras and MODEL_DIR/live/metrics.json; writes MODEL_DIR/metrics.json and, per
-head, report.txt, confusion.csv (DVC confusion plot), confusion.png and samples.png (with a
-`_TASK` suffix for each head of the multitask model).
+Usage: python stages/evaluate.py MODEL SEED RUN_DIR PREPARED_ROOT [--params params.yaml]
+Reads RUN_DIR/model.keras, RUN_DIR/live/metrics.json and PREPARED_ROOT/<dataset>/ for each head;
+writes RUN_DIR/metrics.json and, per head (named after its task, or the dataset of a single-task
+model), reports/<head>.txt, confusion/<head>.csv and confusion_normalized/<head>.csv (DVC confusion
+plots), figures/confusion_<head>.png and figures/samples_<head>.png. All of them are written to
+temporary paths and moved in together at the end, so a failure leaves none of them half-made.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -22,48 +24,59 @@ import keras  # noqa: E402
 
 from cnn_comparison import atomic  # noqa: E402
 from cnn_comparison.arrays import load_arrays  # noqa: E402
+from cnn_comparison.determinism import determinism_settings, make_deterministic  # noqa: E402
 from cnn_comparison.evaluation import (classification_metrics, metrics_record, predict_heads,  # noqa: E402
                                        write_head_outputs)
-from cnn_comparison.layout import LIVE_DIRECTORY, METRICS_FILE, MODEL_FILE, head_directories  # noqa: E402
-from cnn_comparison.limits import capped_test, parse_limits  # noqa: E402
-from cnn_comparison.params import load_params, model_spec  # noqa: E402
-from cnn_comparison.provenance import provenance  # noqa: E402
+from cnn_comparison.layout import (EVALUATION_OUTPUTS, LIVE_DIRECTORY, METRICS_FILE, MODEL_FILE,  # noqa: E402
+                                   data_directories, head_label)
+from cnn_comparison.limits import capped_test  # noqa: E402
+from cnn_comparison.params import load_params, model_spec, validated  # noqa: E402
+from cnn_comparison.provenance import provenance, runtime  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model")
-    parser.add_argument("model_dir", type=Path)
-    parser.add_argument("prepared_dirs", nargs="+", metavar="[TASK=]PREPARED_DIR")
+    parser.add_argument("seed", type=int)
+    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("prepared_root", type=Path)
     parser.add_argument("--params", default="params.yaml")
     arguments = parser.parse_args(argv)
-    params = load_params(arguments.params)
     try:
-        spec = model_spec(params, arguments.model)
-        limits = parse_limits(params.get("limits"))
-        prepared_dirs = head_directories(spec.name, list(spec.tasks), arguments.prepared_dirs)
+        raw_params = load_params(arguments.params)
+        params = validated(raw_params)
+        spec = model_spec(params, arguments.model, arguments.seed)
     except ValueError as error:
         print(f"error: {arguments.params}: {error}", file=sys.stderr)
         return 1
+    make_deterministic(spec.seed)
 
     start = time.perf_counter()
-    test_sets = {head: capped_test(load_arrays(directory, ["test_images", "test_labels"]), limits)
+    prepared_dirs = data_directories(arguments.prepared_root, {head: task.dataset for head, task in spec.tasks.items()})
+    test_sets = {head: capped_test(load_arrays(directory, ["test_images", "test_labels"]), params.limits)
                  for head, directory in prepared_dirs.items()}
-    model = keras.models.load_model(arguments.model_dir / MODEL_FILE)
+    model = keras.models.load_model(arguments.run_dir / MODEL_FILE)
     probabilities = predict_heads(model, {head: images for head, (images, _) in test_sets.items()},
                                   test_time_flip=spec.recipe.test_time_flip)
+    training = json.loads((arguments.run_dir / LIVE_DIRECTORY / "metrics.json").read_text())
     scores = {}
-    for head, (images, labels) in test_sets.items():
-        task = spec.tasks[head]
-        class_names = params["datasets"][task.dataset]["class_names"]
-        scores[head] = classification_metrics(labels, probabilities[head], class_names)
-        figure_title = f"{spec.name}: test confusion matrix" if head is None else f"{spec.name}, {head} head: test confusion matrix"
-        print(write_head_outputs(arguments.model_dir, head, task.report_title, figure_title, images, labels,
-                                 probabilities[head].argmax(axis=1), class_names))
-    training = json.loads((arguments.model_dir / LIVE_DIRECTORY / "metrics.json").read_text())
-    record = metrics_record(spec, scores, training, time.perf_counter() - start, provenance(spec.entry, params))
-    atomic.write_json(arguments.model_dir / METRICS_FILE, record)
-    print(f"[evaluate {spec.name}] " + ", ".join(
+    with contextlib.ExitStack() as staged:
+        outputs = {name: staged.enter_context(atomic.staged_path(arguments.run_dir / name, directory=name != METRICS_FILE))
+                   for name in EVALUATION_OUTPUTS}
+        for head, (images, labels) in test_sets.items():
+            task = spec.tasks[head]
+            class_names = params.datasets[task.dataset].class_names
+            scores[head] = classification_metrics(labels, probabilities[head], class_names)
+            figure_title = (f"{spec.name} seed {spec.seed}" + ("" if head is None else f", {head} head")
+                            + ": test confusion matrix")
+            print(write_head_outputs(outputs, head_label(head, task.dataset), task.report_title, figure_title, images,
+                                     labels, probabilities[head].argmax(axis=1), class_names))
+        training_runtime = (training.get("provenance") or [None])[0]
+        record = metrics_record(spec, scores, training, time.perf_counter() - start,
+                                provenance(raw_params["models"][spec.name], raw_params, spec.seed, training_runtime,
+                                           runtime(determinism_settings())))
+        atomic.write_json(outputs[METRICS_FILE], record)
+    print(f"[evaluate {spec.name} seed {spec.seed}] " + ", ".join(
         f"{'' if head is None else head + ' '}accuracy {head_scores['accuracy']:.4f}, macro F1 "
         f"{head_scores['f1_macro']:.4f}, loss {head_scores['loss']:.4f} on {head_scores['samples']} test images"
         for head, head_scores in scores.items())

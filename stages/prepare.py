@@ -12,7 +12,7 @@ from pathlib import Path
 
 from cnn_comparison.arrays import save_arrays
 from cnn_comparison.idx import IdxFormatError
-from cnn_comparison.params import load_params
+from cnn_comparison.params import dataset_entry, load_params, validated
 from cnn_comparison.preparation import prepare
 from cnn_comparison.sources import FILE_KEYS
 
@@ -25,8 +25,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--params", default="params.yaml")
     arguments = parser.parse_args(argv)
     start = time.perf_counter()
-    files = load_params(arguments.params)["datasets"][arguments.dataset]["files"]
-    paths = {key: arguments.raw_dir / files[key]["name"] for key in FILE_KEYS}
+    try:
+        files = dataset_entry(validated(load_params(arguments.params)), arguments.dataset).files
+    except ValueError as error:
+        print(f"error: {arguments.params}: {error}", file=sys.stderr)
+        return 1
+    paths = {key: arguments.raw_dir / files[key].name for key in FILE_KEYS}
     missing = [str(path) for path in paths.values() if not path.is_file()]
     if missing:
         print(f"error: {', '.join(missing)} not found; run `dvc repro download@{arguments.dataset}`", file=sys.stderr)

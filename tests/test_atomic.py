@@ -31,21 +31,3 @@ def test_write_text_replaces_content(tmp_path):
     write_text(target, "2")
     assert target.read_text() == "2"
     assert [path.name for path in target.parent.iterdir()] == ["a.json"]
-
-
-def test_interrupted_training_leaves_neither_model_nor_logs(tmp_path, params):
-    from cnn_comparison.builder import build_sequential
-    from cnn_comparison.live import train_logged_and_saved
-    from cnn_comparison.params import parse_recipe
-
-    model = build_sequential("tiny", [{"type": "flatten"}, {"type": "dense", "units": 10}])
-    recipe = parse_recipe("models.tiny.training", params["models"]["digits_dedicated"]["training"])
-
-    def interrupted(callbacks):
-        raise KeyboardInterrupt  # e.g. Ctrl+C during `dvc repro`
-
-    with pytest.raises(KeyboardInterrupt):
-        train_logged_and_saved(model, recipe, interrupted, tmp_path / "models" / "tiny.keras", tmp_path / "dvclive" / "tiny")
-    assert not (tmp_path / "models" / "tiny.keras").exists()
-    assert not (tmp_path / "dvclive" / "tiny").exists()
-    assert list((tmp_path / "models").iterdir()) == [] and list((tmp_path / "dvclive").iterdir()) == []

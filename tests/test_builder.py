@@ -1,7 +1,7 @@
 import pytest
 
 from cnn_comparison.builder import build_model, build_multitask, build_sequential
-from cnn_comparison.params import MULTITASK, model_spec
+from cnn_comparison.params import MULTITASK, model_spec, validated
 
 # Reference counts: fmnist_1 is printed by model.summary() in the report; the others are
 # computed by hand from the report's layer lists (conv: filters*(9*in+1), dense: out*(in+1)).
@@ -18,7 +18,7 @@ REFERENCE_PARAMETER_COUNTS = {
 
 @pytest.mark.parametrize("name", sorted(REFERENCE_PARAMETER_COUNTS))
 def test_reference_models_have_reference_parameter_counts(params, name):
-    model = build_model(model_spec(params, name))
+    model = build_model(model_spec(validated(params), name, 42))
     assert model.count_params() == REFERENCE_PARAMETER_COUNTS[name]
     assert model.output_shape == (None, 10)
 
@@ -39,31 +39,42 @@ def test_bad_layer_argument_names_the_argument():
 
 
 def test_missing_model_key_is_reported_before_training(params):
-    entry = {"dataset": "fashion", "study": "fashion_cnns", "layers": [{"type": "flatten"}]}
-    broken = {**params, "models": {"no_recipe": entry}}
-    with pytest.raises(ValueError, match="models.no_recipe: missing key 'training'"):
-        model_spec(broken, "no_recipe")
+    entry = {"dataset": "fashion", "layers": [{"type": "flatten"}, {"type": "dense", "units": 10}]}
+    broken = {**params, "models": {"no_recipe": entry},
+              "studies": {"fashion_cnns": {"title": "t", "models": ["no_recipe"], "seeds": [1]}}}
+    with pytest.raises(ValueError, match=r"^models.no_recipe.training: Field required$"):
+        validated(broken)
     recipe = dict(params["models"]["fmnist_1"]["training"])
     del recipe["batch_size"]
-    broken["models"] = {"no_batch": {**entry, "training": recipe}}
-    with pytest.raises(ValueError, match="models.no_batch.training: missing key 'batch_size'"):
-        model_spec(broken, "no_batch")
-    broken["models"] = {"no_study": {**entry, "study": "fashion", "training": params["models"]["fmnist_1"]["training"]}}
-    with pytest.raises(ValueError, match="models.no_study.study: unknown study 'fashion'; declare it under 'studies'"):
-        model_spec(broken, "no_study")
+    broken["models"] = {"no_recipe": {**entry, "training": recipe}}
+    with pytest.raises(ValueError, match=r"^models.no_recipe.training.batch_size: Field required$"):
+        validated(broken)
+
+
+def test_a_model_belongs_to_one_study_and_runs_only_its_declared_seeds(params):
+    orphan = {**params, "models": {**params["models"], "fmnist_extra": params["models"]["fmnist_1"]}}
+    with pytest.raises(ValueError, match="models.fmnist_extra: not in any study; add it to a study's `models` list"):
+        validated(orphan)
+    twice = {**params, "studies": {**params["studies"], "again": {"title": "t", "models": ["fmnist_1"], "seeds": [1]}}}
+    with pytest.raises(ValueError, match=r"studies.again.models\[0\]: 'fmnist_1' is already in study 'fashion_cnns'"):
+        validated(twice)
+    with pytest.raises(ValueError, match=r"studies.fashion_cnns.seeds: seed 7 is not declared \(declared: \[42\]\)"):
+        model_spec(validated(params), "fmnist_1", 7)
 
 
 def test_single_task_and_multitask_specs_have_their_heads(params):
-    single = model_spec(params, "fmnist_1")
+    single = model_spec(validated(params), "fmnist_1", 42)
     assert list(single.tasks) == [None] and single.tasks[None].dataset == "fashion"
     assert single.tasks[None].report_title == "fmnist_1 Performance" and single.study == "fashion_cnns"
-    multitask = model_spec(params, MULTITASK)
+    assert single.seed == single.recipe.seed == 42
+    multitask = model_spec(validated(params), MULTITASK, 43)
     assert {task: head.dataset for task, head in multitask.tasks.items()} == {"digits": "mnist", "fashion": "fashion"}
-    assert multitask.where == MULTITASK and multitask.recipe.batch_size == 32
+    assert multitask.where == "models.multitask" and multitask.recipe.batch_size == 32
+    assert multitask.study == "dedicated_vs_multitask" and multitask.recipe.seed == 43
 
 
 def test_multitask_model_shares_one_trunk_between_two_heads(params):
-    config = params["multitask"]
+    config = params["models"]["multitask"]
     model = build_multitask("multitask", config["trunk"], config["heads"])
     assert set(model.output_names) == {"digits", "fashion"}
     digits_head, fashion_head = model.get_layer("digits"), model.get_layer("fashion")

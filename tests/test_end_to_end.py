@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from devtools.project_copies import SMALL_LIMITS as LIMITS
+from cnn_comparison.params import load_params
 from devtools.project_copies import copy_run_project, dvc, run, set_value, stages_run, tool_environment
 
 pytestmark = pytest.mark.end_to_end
@@ -18,7 +19,6 @@ STUDIES = {"fashion_cnns", "dedicated_vs_multitask"}
 NEW_MODEL = """
   fmnist_tiny:
     dataset: fashion
-    study: fashion_cnns
     layers:
       - {type: conv2d, filters: 8, kernel_size: 3, padding: same, activation: relu}
       - {type: max_pooling2d}
@@ -31,12 +31,23 @@ NEW_MODEL = """
       epochs: 3
       early_stopping_patience: null
       augmentation: {enabled: false, width_shift: 0.0, height_shift: 0.0, horizontal_flip: false}
-      seed: 42
 """
 
 
 def study_models(params: dict, study: str) -> list[str]:
-    return sorted(name for name, entry in params["models"].items() if entry["study"] == study)
+    return list(params["studies"][study]["models"])
+
+
+def runs(params: dict):
+    """(study, model, seed) of every declared run."""
+    return [(study_name, model, seed) for study_name, study in params["studies"].items()
+            for model in study["models"] for seed in study["seeds"]]
+
+
+@pytest.fixture(scope="session")
+def run_params(small_pipeline_run) -> dict:
+    """params.yaml of the small-limits run (the tests' copy has fewer seeds than the project's)."""
+    return load_params(small_pipeline_run[0] / "params.yaml")
 
 
 @pytest.fixture(scope="module")
@@ -47,13 +58,13 @@ def project(tmp_path_factory, small_pipeline_run):
     return work, tool_environment(), output
 
 
-def test_every_stage_ran_and_showed_progress_without_start_up_noise(project, params):
+def test_every_stage_ran_and_showed_progress_without_start_up_noise(project, run_params):
     _, _, output = project
     ran = stages_run(output)
-    for name in params["models"]:
-        assert {f"train@{name}", f"evaluate@{name}"} <= ran
-    assert {"download@mnist", "download@fashion", "prepare@mnist", "split@fashion", "train_multitask",
-            "evaluate_multitask", *(f"aggregate@{study}" for study in STUDIES)} <= ran
+    for study, name, seed in runs(run_params):
+        assert {f"train_{study}@{name}-{seed}", f"evaluate_{study}@{name}-{seed}"} <= ran
+    assert {"download@mnist", "download@fashion", "prepare@mnist", "split@fashion",
+            *(f"aggregate@{study}" for study in STUDIES)} <= ran
     # Keras prints one progress line per epoch (verbose=2): steps, time, train and val metrics.
     assert re.search(r"^\d+/\d+ - \d+s - .*accuracy: [\d.]+ .*val_accuracy: [\d.]+", output, flags=re.MULTILINE)
     assert "verified all 4 files from" in output
@@ -62,77 +73,84 @@ def test_every_stage_ran_and_showed_progress_without_start_up_noise(project, par
         assert noise not in output, noise
 
 
-def test_results_of_every_model_are_sane(project, params):
+def test_results_of_every_run_are_sane(project, run_params):
     work, _, _ = project
-    for name, entry in params["models"].items():
-        model_dir = work / "results" / entry["study"] / name
-        metrics = json.loads((model_dir / "metrics.json").read_text())
-        for key in ("accuracy", "precision_macro", "recall_macro", "f1_macro"):
-            assert 0.0 <= metrics[key] <= 1.0, (name, key)
-        assert metrics["accuracy"] > 0.1 or entry["training"]["augmentation"]["enabled"], name  # chance is 0.1
-        assert metrics["loss"] > 0 and metrics["samples"] == LIMITS["max_eval_samples"]
-        assert metrics["epochs_run"] == 1 and metrics["epoch_of_saved_weights"] == 1
+    for study, name, seed in runs(run_params):
+        entry = run_params["models"][name]
+        run_dir = work / "results" / study / name / f"seed_{seed}"
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        tasks = entry.get("tasks") or {entry["dataset"]: {
+            "dataset": entry["dataset"], "report_title": entry.get("report_title", f"{name} Performance")}}
+        head_scores = {task: metrics[task] if "tasks" in entry else metrics for task in tasks}
+        for task, scores in head_scores.items():
+            for key in ("accuracy", "precision_macro", "recall_macro", "f1_macro"):
+                assert 0.0 <= scores[key] <= 1.0, (name, key)
+            assert scores["accuracy"] > 0.1 or entry["training"]["augmentation"]["enabled"], name  # chance is 0.1
+            assert scores["loss"] > 0 and scores["samples"] == LIMITS["max_eval_samples"]
+            assert scores["dataset"] == tasks[task]["dataset"]
+            report = (run_dir / "reports" / f"{task}.txt").read_text()
+            assert report.startswith(tasks[task].get("report_title") + ":\n[["), (name, task)
+            confusion = pd.read_csv(run_dir / "confusion" / f"{task}.csv")
+            assert list(confusion.columns) == ["actual", "predicted"] and len(confusion) == LIMITS["max_eval_samples"]
+            assert (run_dir / "confusion_normalized" / f"{task}.csv").read_text() == (
+                run_dir / "confusion" / f"{task}.csv").read_text()
+            for png in (f"confusion_{task}.png", f"samples_{task}.png"):
+                assert (run_dir / "figures" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert metrics["epochs_run"] == 1 and metrics["epoch_of_saved_weights"] == 1 and metrics["seed"] == seed
         assert metrics["training_time_seconds"] > 0 and metrics["training_cpu_seconds"] > 0
         provenance = metrics["provenance"][0]
-        assert provenance["params"] == entry and provenance["limits"] == LIMITS
+        assert provenance["params"] == entry and provenance["limits"] == LIMITS and provenance["seed"] == seed
+        assert provenance["training"]["determinism"]["op_determinism"] is True
         assert provenance["library_versions"]["tensorflow"].startswith("2.")
-        report = (model_dir / "report.txt").read_text()
-        assert report.startswith(entry.get("report_title", f"{name} Performance") + ":\n[[")
-        confusion = pd.read_csv(model_dir / "confusion.csv")
-        assert list(confusion.columns) == ["actual", "predicted"] and len(confusion) == LIMITS["max_eval_samples"]
-        assert (model_dir / "confusion_normalized.csv").read_text() == (model_dir / "confusion.csv").read_text()
-        for png in ("confusion.png", "samples.png"):
-            assert (model_dir / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-        assert (model_dir / "model.keras").stat().st_size > 0
-
-    # The multitask model goes through the same evaluation: per head, plus the same training fields.
-    multitask_dir = work / "results" / params["multitask"]["study"] / "multitask"
-    multitask = json.loads((multitask_dir / "metrics.json").read_text())
-    for task, config in params["multitask"]["tasks"].items():
-        assert 0 <= multitask[task]["accuracy"] <= 1 and multitask[task]["dataset"] == config["dataset"]
-        assert (multitask_dir / f"report_{task}.txt").read_text().startswith(config["report_title"] + ":\n[[")
-        assert (multitask_dir / f"samples_{task}.png").read_bytes()[:4] == b"\x89PNG"
-    assert multitask["epoch_of_saved_weights"] == 1 and multitask["provenance"][0]["params"] == params["multitask"]
+        assert (run_dir / "model.keras").stat().st_size > 0
 
 
-def test_each_study_has_its_own_comparison(project, params):
+def test_each_study_has_its_own_comparison_over_its_seeds(project, run_params):
     work, _, _ = project
     fashion = work / "comparisons" / "fashion_cnns"
     table = pd.read_csv(fashion / "table.csv")
-    assert list(table["model"]) == study_models(params, "fashion_cnns")  # no MNIST models here
+    assert list(table["model"]) == study_models(run_params, "fashion_cnns")  # no MNIST models here
     assert "Best model on fashion: **" in (fashion / "table.md").read_text()
+    assert "single draw" in (fashion / "table.md").read_text()  # one seed: no claim beyond noise
     curves = pd.read_csv(fashion / "validation_accuracy.csv")
     assert list(curves.columns) == ["epoch", "model", "validation_accuracy"]
-    assert sorted(curves["model"]) == study_models(params, "fashion_cnns") and set(curves["epoch"]) == {1}
+    assert sorted(curves["model"]) == sorted(study_models(run_params, "fashion_cnns")) and set(curves["epoch"]) == {1}
     # Time to accuracy: every freshly trained model logged its seconds per epoch.
     timed = pd.read_csv(fashion / "accuracy_by_time.csv")
-    assert sorted(timed["model"]) == study_models(params, "fashion_cnns")
+    assert sorted(timed["model"]) == sorted(study_models(run_params, "fashion_cnns"))
     assert (timed["elapsed_wall_seconds"] > 0).all() and (timed["elapsed_cpu_seconds"] > 0).all()
     reached = pd.read_csv(fashion / "time_to_accuracy.csv")
-    thresholds = params["studies"]["fashion_cnns"]["accuracy_thresholds"]
-    assert len(reached) == len(thresholds) * len(study_models(params, "fashion_cnns"))
+    thresholds = run_params["studies"]["fashion_cnns"]["accuracy_thresholds"]
+    assert len(reached) == len(thresholds) * len(study_models(run_params, "fashion_cnns"))
     assert set(reached["threshold"]) == set(thresholds)
     assert "| model | first reaches 0.92 |" in (fashion / "time_to_accuracy.md").read_text()
     assert (fashion / "accuracy_by_time.png").read_bytes()[:4] == b"\x89PNG"
 
     both = work / "comparisons" / "dedicated_vs_multitask"
+    seeds = run_params["studies"]["dedicated_vs_multitask"]["seeds"]
     table = pd.read_csv(both / "table.csv", keep_default_na=False)
+    assert len(seeds) >= 2 and sorted(set(table["seed"])) == seeds
     assert set(zip(table["model"], table["head"], table["dataset"])) == {
         ("digits_dedicated", "", "mnist"), ("fashion_dedicated", "", "fashion"),
         ("multitask", "digits", "mnist"), ("multitask", "fashion", "fashion")}
+    summary = json.loads((both / "summary.json").read_text())
+    assert {entry["test_accuracy"]["n"] for entry in summary.values()} == {len(seeds)}
+    markdown = (both / "table.md").read_text()
+    assert "Welch" in markdown and "Best model on mnist: **" in markdown
     assert set(pd.read_csv(both / "validation_loss.csv")["model"]) == {
         "digits_dedicated", "fashion_dedicated", "multitask (digits)", "multitask (fashion)"}
     for png in ("validation_accuracy.png", "validation_loss.png", "test_accuracy.png"):
         assert (both / png).read_bytes()[:4] == b"\x89PNG"
 
 
-def test_dvc_metrics_show_lists_every_model(project, params):
+def test_dvc_metrics_show_lists_every_run_and_study(project, run_params):
     work, env, _ = project
     shown = json.loads(run(dvc("metrics", "show", "--json"), work, env))
     files = next(iter(shown.values()))["data"]
-    for name, study in [*((name, entry["study"]) for name, entry in params["models"].items()),
-                        ("multitask", params["multitask"]["study"])]:
-        assert "accuracy" in json.dumps(files[f"results/{study}/{name}/metrics.json"]["data"]), name
+    for study, name, seed in runs(run_params):
+        assert "accuracy" in json.dumps(files[f"results/{study}/{name}/seed_{seed}/metrics.json"]["data"]), name
+    for study in STUDIES:
+        assert "test_accuracy" in json.dumps(files[f"comparisons/{study}/summary.json"]["data"]), study
 
 
 def test_dvc_plots_show_writes_html(project):
@@ -142,7 +160,7 @@ def test_dvc_plots_show_writes_html(project):
     assert "CNNs on Fashion-MNIST: validation accuracy per epoch" in html and "confusion" in html
     assert "CNNs on Fashion-MNIST: validation accuracy against wall seconds of training" in html
     # The normalized template divides each cell by its row total: per-class recall.
-    assert "confusion_normalized.csv" in html and "percent_of_y" in html
+    assert "confusion_normalized/fashion.csv" in html and "percent_of_y" in html
     # The project's template colours the long-format curves by model.
     assert '"field": "model"' in html or '"field":"model"' in html
 
@@ -154,45 +172,60 @@ def test_second_repro_runs_nothing_and_edits_rerun_only_their_stages(project):
 
     # One CNN's recipe: only its train/evaluate and its study's aggregate.
     set_value(work / "params.yaml", r"(  fmnist_2:.*?learning_rate: )0\.001", r"\g<1>0.002")
-    expected = {"train@fmnist_2", "evaluate@fmnist_2", "aggregate@fashion_cnns"}
+    expected = {"train_fashion_cnns@fmnist_2-42", "evaluate_fashion_cnns@fmnist_2-42", "aggregate@fashion_cnns"}
     # The aggregate's inputs change only when the evaluation has rerun.
-    assert set(json.loads(run(dvc("status", "--json"), work, env))) == {"train@fmnist_2", "evaluate@fmnist_2"}
+    assert set(json.loads(run(dvc("status", "--json"), work, env))) == expected - {"aggregate@fashion_cnns"}
     assert stages_run(run(dvc("repro"), work, env)) == expected
 
-    # The multitask trunk: only the multitask stages and their study's aggregate.
+    # The multitask trunk: only the multitask runs and their study's aggregate.
     set_value(work / "params.yaml", r"(  trunk:.*?units: )128", r"\g<1>64")
-    status = json.loads(run(dvc("status", "--json"), work, env))
-    assert set(status) == {"train_multitask", "evaluate_multitask"}
-    assert stages_run(run(dvc("repro"), work, env)) == {
-        "train_multitask", "evaluate_multitask", "aggregate@dedicated_vs_multitask"}
+    seeds = load_params(work / "params.yaml")["studies"]["dedicated_vs_multitask"]["seeds"]
+    multitask = {f"{step}_dedicated_vs_multitask@multitask-{seed}" for step in ("train", "evaluate") for seed in seeds}
+    assert set(json.loads(run(dvc("status", "--json"), work, env))) == multitask
+    assert stages_run(run(dvc("repro"), work, env)) == multitask | {"aggregate@dedicated_vs_multitask"}
 
 
-def test_a_new_model_entry_runs_only_its_stages_with_progress_as_it_happens(project, params):
-    """Adding a model is one entry under `models:`; its epoch lines reach a pipe as each epoch ends."""
+def test_a_new_seed_runs_only_its_stages_and_its_study_aggregate(project):
+    work, env, _ = project
+    set_value(work / "params.yaml", r"(  dedicated_vs_multitask:.*?seeds: \[)", r"\g<1>7, ")
+    new = {f"{step}_dedicated_vs_multitask@{model}-7" for step in ("train", "evaluate")
+           for model in ("digits_dedicated", "fashion_dedicated", "multitask")}
+    assert set(json.loads(run(dvc("status", "--json"), work, env))) == new | {"aggregate@dedicated_vs_multitask"}
+    assert stages_run(run(dvc("repro"), work, env)) == new | {"aggregate@dedicated_vs_multitask"}
+    table = pd.read_csv(work / "comparisons" / "dedicated_vs_multitask" / "table.csv")
+    assert 7 in set(table["seed"])
+
+
+def test_a_new_model_runs_only_its_stages_with_progress_as_it_happens(project, run_params):
+    """Adding a model is one entry under `models:` and its name in a study; its epoch lines reach a
+    pipe as each epoch ends."""
     work, env, _ = project
     text = (work / "params.yaml").read_text()
-    (work / "params.yaml").write_text(text.replace("\nmodels:\n", "\nmodels:" + NEW_MODEL, 1))
+    text = text.replace("\nmodels:\n", "\nmodels:" + NEW_MODEL, 1)
+    text = text.replace("fmnist_own, fmnist_fast]", "fmnist_own, fmnist_fast, fmnist_tiny]", 1)
+    (work / "params.yaml").write_text(text)
     process = subprocess.Popen(dvc("repro"), cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                text=True, bufsize=1)
     arrivals = [(time.monotonic(), line) for line in process.stdout]
     assert process.wait() == 0, "".join(line for _, line in arrivals)[-4000:]
     output = "".join(line for _, line in arrivals)
-    assert stages_run(output) == {"train@fmnist_tiny", "evaluate@fmnist_tiny", "aggregate@fashion_cnns"}, output
+    assert stages_run(output) == {"train_fashion_cnns@fmnist_tiny-42", "evaluate_fashion_cnns@fmnist_tiny-42",
+                                  "aggregate@fashion_cnns"}, output
     table = pd.read_csv(work / "comparisons" / "fashion_cnns" / "table.csv")
-    assert list(table["model"]) == sorted([*study_models(params, "fashion_cnns"), "fmnist_tiny"])
+    assert list(table["model"]) == [*study_models(run_params, "fashion_cnns"), "fmnist_tiny"]
     # The stage's first line is printed before training starts, the epoch's line when it ends: with
     # output held back in a buffer both would arrive together when the stage exits.
-    started = next(moment for moment, line in arrivals if line.startswith("[train fmnist_tiny] 15,770 parameters"))
+    started = next(moment for moment, line in arrivals if line.startswith("[train fmnist_tiny seed 42] 15,770 parameters"))
     ended = next(moment for moment, line in arrivals if re.match(r"\d+/\d+ - \d+s - ", line))
     assert ended - started > 0.2, (started, ended)
 
 
-def test_aggregate_keeps_a_model_whose_training_log_is_missing(project, tmp_path):
+def test_aggregate_keeps_a_run_whose_training_log_is_missing(project, tmp_path):
     """A clone without the DVC cache has metrics files (git) but no training logs (cache)."""
     work, env, _ = project
     results = tmp_path / "results"
     subprocess.run(["cp", "-r", str(work / "results" / "fashion_cnns"), str(results)], check=True)
-    subprocess.run(["rm", "-r", str(results / "fmnist_1" / "live")], check=True)
+    subprocess.run(["rm", "-r", str(results / "fmnist_1" / "seed_42" / "live")], check=True)
     completed = subprocess.run(["python", "stages/aggregate.py", "fashion_cnns", str(results), str(tmp_path / "out")],
                                cwd=work, env=env, capture_output=True, text=True)
     assert completed.returncode == 0, completed.stderr

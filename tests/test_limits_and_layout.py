@@ -5,13 +5,13 @@ import pandas as pd
 import pytest
 
 from cnn_comparison.comparison import best_models, comparison_table, long_history, wide_history
-from cnn_comparison.layout import head_directories, head_file
-from cnn_comparison.limits import Limits, capped_recipe, capped_split, parse_limits
-from cnn_comparison.params import parse_recipe
+from cnn_comparison.layout import data_directories, head_label, run_directory
+from cnn_comparison.limits import capped_recipe, capped_split
+from cnn_comparison.params import Limits, parse_recipe, validated
 
 
 def test_capped_recipe_is_the_one_epoch_count_a_run_follows(params):
-    recipe = parse_recipe("models.fmnist_3.training", params["models"]["fmnist_3"]["training"])
+    recipe = parse_recipe(params["models"]["fmnist_3"]["training"], "models.fmnist_3.training")
     assert capped_recipe(recipe, Limits()).epochs == 50
     assert capped_recipe(recipe, Limits(max_epochs=3)).epochs == 3
     assert capped_recipe(recipe, Limits(max_epochs=80)) == recipe
@@ -21,28 +21,23 @@ def test_capped_recipe_is_the_one_epoch_count_a_run_follows(params):
 def test_limits_cap_training_and_validation_separately():
     arrays = {"train_images": np.zeros((10, 28, 28, 1)), "train_labels": np.arange(10),
               "validation_images": np.zeros((6, 28, 28, 1)), "validation_labels": np.arange(6)}
-    capped = capped_split(arrays, parse_limits({"max_train_samples": 4, "max_eval_samples": 2, "max_epochs": None}))
+    capped = capped_split(arrays, Limits(max_train_samples=4, max_eval_samples=2, max_epochs=None))
     assert [len(capped[key]) for key in arrays] == [4, 4, 2, 2]
     np.testing.assert_array_equal(capped["train_labels"], [0, 1, 2, 3])
 
 
-def test_unknown_or_bad_limit_is_named():
-    with pytest.raises(ValueError, match=r"limits: unknown key\(s\) \['max_epoch'\]"):
-        parse_limits({"max_epoch": 1})
-    with pytest.raises(ValueError, match="limits.max_epochs: expected a positive integer or null, got 0"):
-        parse_limits({"max_epochs": 0})
+def test_unknown_or_bad_limit_is_named(params):
+    with pytest.raises(ValueError, match=r"limits.max_epoch: unknown key 'max_epoch'"):
+        validated({**params, "limits": {"max_epoch": 1}})
+    with pytest.raises(ValueError, match="limits.max_epochs: Input should be greater than 0 \\(got 0\\)"):
+        validated({**params, "limits": {"max_epochs": 0}})
 
 
-def test_head_directories_pair_tasks_with_directories(tmp_path):
-    assert head_directories("fmnist_1", [None], ["data/split/fashion"]) == {None: Path("data/split/fashion")}
-    pairs = head_directories("multitask", ["digits", "fashion"], ["fashion=f", "digits=d"])
-    assert {head: str(path) for head, path in pairs.items()} == {"digits": "d", "fashion": "f"}
-    with pytest.raises(ValueError, match="multitask: expected TASK=DIR for each of the tasks"):
-        head_directories("multitask", ["digits", "fashion"], ["digits=d"])
-    with pytest.raises(ValueError, match="fmnist_1: expected one data directory"):
-        head_directories("fmnist_1", [None], ["digits=d"])
-    assert head_file(tmp_path, "report", ".txt", None).name == "report.txt"
-    assert head_file(tmp_path, "report", ".txt", "digits").name == "report_digits.txt"
+def test_a_run_has_its_own_directory_and_its_heads_their_data():
+    assert run_directory(Path("results/study"), "fmnist_1", 43) == Path("results/study/fmnist_1/seed_43")
+    assert data_directories(Path("data/split"), {"digits": "mnist", "fashion": "fashion"}) == {
+        "digits": Path("data/split/mnist"), "fashion": Path("data/split/fashion")}
+    assert head_label(None, "fashion") == "fashion" and head_label("digits", "mnist") == "digits"
 
 
 def record(model, **heads):

@@ -92,12 +92,29 @@ def test_package_init_runs_no_code(project_root):
 
 
 def test_every_model_is_a_dvc_artifact_at_its_trained_model_file(project_root, params):
-    """dvc.yaml's `artifacts:` cannot loop over params (treeverse/dvc#8696), so this keeps it complete."""
+    """dvc.yaml's `artifacts:` cannot loop over params (treeverse/dvc#8696), so this keeps it complete:
+    each model's artifact is its run with its study's first seed."""
     dvc_yaml = yaml.safe_load((project_root / "dvc.yaml").read_text())
-    expected = {name: f"results/{entry['study']}/{name}/model.keras" for name, entry in params["models"].items()}
-    expected["multitask"] = f"results/{params['multitask']['study']}/multitask/model.keras"
+    expected = {name: f"results/{study_name}/{name}/seed_{study['seeds'][0]}/model.keras"
+                for study_name, study in params["studies"].items() for name in study["models"]}
+    assert set(expected) == set(params["models"])
     artifacts = dvc_yaml.get("artifacts") or {}
     missing = sorted(set(expected) - set(artifacts))
     assert not missing, f"dvc.yaml: add under `artifacts:` e.g. {missing[0]}: {{path: {expected[missing[0]]}, type: model}}"
     assert {name: artifact["path"] for name, artifact in artifacts.items()} == expected
     assert {artifact["type"] for artifact in artifacts.values()} == {"model"}
+
+
+def test_every_study_has_its_train_and_evaluate_stages_over_its_models_and_seeds(project_root, params):
+    """DVC's matrix cannot loop over a dict's items (treeverse/dvc#10094): one block pair per study."""
+    stages = yaml.safe_load((project_root / "dvc.yaml").read_text())["stages"]
+    for study in params["studies"]:
+        for step in ("train", "evaluate"):
+            stage = stages.get(f"{step}_{study}")
+            assert stage, f"dvc.yaml: add the stage {step}_{study} (copy another study's block)"
+            assert stage["matrix"] == {"model": f"${{studies.{study}.models}}", "seed": f"${{studies.{study}.seeds}}"}
+            run = f"results/{study}/${{item.model}}/seed_${{item.seed}}"
+            assert stage["cmd"].split()[2:5] == ["'${item.model}'", "'${item.seed}'", f"'{run}'"], stage["cmd"]
+            assert "models.${item.model}" in stage["params"] and "limits" in stage["params"]
+    assert {name for name in stages if name.startswith(("train", "evaluate"))} == {
+        f"{step}_{study}" for step in ("train", "evaluate") for study in params["studies"]}

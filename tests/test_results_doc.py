@@ -1,122 +1,231 @@
-"""docs/results.md's tables and figures against the committed metrics files and the reference texts."""
+"""docs/results.md's generated sections: the generator on synthetic trees, and the committed document
+against what the generator makes of the committed files (so the document cannot drift)."""
 from __future__ import annotations
 
+import copy
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
-from cnn_comparison.params import load_params
-from devtools.results_doc import (CNN_STUDY, FAST_MODEL, NOT_TRAINED, best_full_data_model, cnn_results_markdown,
-                                  curve_models,
-                                  figures_markdown, is_full_data, model_study, parse_reference_accuracies,
-                                  parse_reference_cnn_table, replace_section, seed_runs, seeds_markdown, study_models)
+from cnn_comparison.layout import run_directory
+from cnn_comparison.params import load_params, validated
+from devtools.results_doc import (CNN_STUDY, NOT_RETRAINED, SECTIONS, current_aggregate, fill_document,
+                                  is_full_data, main, parse_reference_accuracies, parse_reference_cnn_table,
+                                  read_study_runs, render_sections, replace_section)
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCUMENT = ROOT / "docs" / "results.md"
-README = DOCUMENT.read_text()
-PARAMS = load_params(ROOT / "params.yaml")
-REFERENCE = parse_reference_cnn_table((ROOT / "reference" / "cnn_comparison_report.md").read_text())
-REFERENCE_ACCURACIES = parse_reference_accuracies((ROOT / "reference" / "multitask_reference_output.txt").read_text())
-MAX_PNG_BYTES = 250_000
+REFERENCE_DIR = ROOT / "reference"
+RAW_PARAMS = load_params(ROOT / "params.yaml")
+STUDY_2 = "dedicated_vs_multitask"
+FULL = {"max_train_samples": None, "max_epochs": None, "max_eval_samples": None}
+MAX_DOCUMENT_LINES = 150
 
 
-def table_rows(section: str) -> list[list[str]]:
-    match = re.search(rf"<!-- results:{section}:start -->\n(.*?)\n<!-- results:{section}:end -->", README, re.S)
-    assert match, f"README has no results:{section} section"
-    lines = [line for line in match.group(1).splitlines() if line.startswith("|")]
+def scores(accuracy: float, dataset: str) -> dict:
+    return {"accuracy": accuracy, "precision_macro": accuracy, "recall_macro": accuracy, "f1_macro": accuracy - 0.001,
+            "loss": 1 - accuracy, "samples": 10000, "dataset": dataset}
+
+
+def record(model: str, seed: int, accuracy: float | dict[str, tuple[float, str]], dataset: str = "fashion",
+           limits: dict | None = None, epochs: int = 10) -> dict:
+    """A metrics.json as the evaluate stage writes it; ``accuracy={task: (accuracy, dataset)}`` for multitask."""
+    common = {"model": model, "seed": seed, "training_time_seconds": 100.0, "training_cpu_seconds": 150.0 + seed,
+              "epochs_run": epochs, "epoch_of_saved_weights": epochs, "parameter_count": 1234,
+              "evaluation_time_seconds": 1.0,
+              "provenance": [{"params": {}, "seed": seed, "split": {},
+                              "limits": dict(FULL if limits is None else limits), "library_versions": {}}]}
+    if isinstance(accuracy, dict):
+        return {"model": model, **{task: scores(*value) for task, value in accuracy.items()}, **common}
+    return {**scores(accuracy, dataset), **common}
+
+
+def write_record(results: Path, study: str, metrics: dict) -> Path:
+    path = run_directory(results / study, metrics["model"], metrics["seed"]) / "metrics.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(metrics))
+    return path
+
+
+def params_with_seeds(**seeds_by_study: list[int]):
+    """The project's params.yaml with other seed lists (raw mapping and validated)."""
+    raw = copy.deepcopy(RAW_PARAMS)
+    for study, seeds in seeds_by_study.items():
+        raw["studies"][study]["seeds"] = seeds
+    return raw, validated(raw)
+
+
+def study_2_runs(results: Path, seeds: list[int]) -> None:
+    """Every declared study-2 run: multitask clearly ahead on digits, level with the dedicated model on fashion."""
+    for seed in seeds:
+        wobble = (seed % 3 - 1) / 1000  # -0.001, 0, +0.001: seed noise
+        write_record(results, STUDY_2, record("digits_dedicated", seed, 0.970 + wobble, "mnist", epochs=5))
+        write_record(results, STUDY_2, record("fashion_dedicated", seed, 0.870 + wobble, epochs=5))
+        write_record(results, STUDY_2, record("multitask", seed, {"digits": (0.980 - wobble, "mnist"),
+                                                                  "fashion": (0.870 - wobble, "fashion")}, epochs=5))
+
+
+def section(text: str, name: str) -> str:
+    match = re.search(rf"<!-- results:{name}:start -->\n(.*?)\n<!-- results:{name}:end -->", text, re.S)
+    assert match, f"no results:{name} section"
+    return match.group(1)
+
+
+def table_rows(content: str) -> list[list[str]]:
+    lines = [line for line in content.splitlines() if line.startswith("|")]
     return [[cell.strip() for cell in line.strip("|").split("|")] for line in lines[2:]]
 
 
-def full_data_metrics(name: str) -> dict | None:
-    path = ROOT / "results" / model_study(PARAMS, name) / name / "metrics.json"
-    if not path.is_file():
-        return None
-    metrics = json.loads(path.read_text())
-    return metrics if is_full_data(metrics) else None
+def render(params, tmp_path: Path) -> dict[str, str]:
+    return render_sections(params, tmp_path / "results", tmp_path / "comparisons", REFERENCE_DIR, tmp_path / "docs")
+
+
+@pytest.fixture(scope="module")
+def aggregated_study_2(tmp_path_factory):
+    """Study 2 with three seeds, every run written, and `aggregate@dedicated_vs_multitask` run on it."""
+    root = tmp_path_factory.mktemp("aggregated")
+    raw, params = params_with_seeds(**{STUDY_2: [1, 2, 3]})
+    (root / "params.yaml").write_text(yaml.safe_dump(raw))
+    study_2_runs(root / "results", [1, 2, 3])
+    subprocess.run([sys.executable, str(ROOT / "stages" / "aggregate.py"), STUDY_2, str(root / "results" / STUDY_2),
+                    str(root / "comparisons" / STUDY_2), "--params", str(root / "params.yaml")],
+                   check=True, capture_output=True, cwd=ROOT, timeout=300)
+    return root, params
 
 
 def test_reference_parsers_read_the_reports_numbers():
-    assert REFERENCE["fmnist_5"]["accuracy"] == "0.9305" and REFERENCE["fmnist_5"]["f1_macro"] == "0.93026"
-    assert [REFERENCE[f"fmnist_{index}"]["accuracy"] for index in range(1, 7)] == [
+    reference = parse_reference_cnn_table((REFERENCE_DIR / "cnn_comparison_report.md").read_text())
+    assert [reference[f"fmnist_{index}"]["accuracy"] for index in range(1, 7)] == [
         "0.9201", "0.9175", "0.9265", "0.9181", "0.9305", "0.9253"]
-    assert REFERENCE_ACCURACIES == {"Dedicated Model Digit Performance": "0.97",
-                                    "Dedicated Model Fashion Performance": "0.88",
-                                    "Multitask Model Digit Performance": "0.98",
-                                    "Multitask Model Fashion Performance": "0.87"}
+    assert parse_reference_accuracies((REFERENCE_DIR / "multitask_reference_output.txt").read_text()) == {
+        "Dedicated Model Digit Performance": "0.97", "Dedicated Model Fashion Performance": "0.88",
+        "Multitask Model Digit Performance": "0.98", "Multitask Model Fashion Performance": "0.87"}
 
 
-def test_cnn_table_matches_metrics_files_and_reference():
-    rows = table_rows("cnn")
-    seen, model = [], None
-    for row in rows:
-        if row[1] == "here":
-            model = row[0].strip("`")
-            seen.append(model)
-            metrics = full_data_metrics(model)
-            if metrics is None:
-                assert row[2] == NOT_TRAINED, f"{model}: the document shows numbers but its metrics file is not full data"
-                continue
-            assert row[2:] == [
-                f"{metrics['accuracy']:.4f}",
-                f"{100 * (metrics['accuracy'] - float(REFERENCE[model]['accuracy'])):+.2f}" if model in REFERENCE else "",
-                f"{metrics['precision_macro']:.4f}", f"{metrics['recall_macro']:.4f}", f"{metrics['f1_macro']:.4f}",
-                f"{metrics['loss']:.4f}", str(metrics["epochs_run"]), f"{metrics['training_time_seconds']:.0f}",
-                f"{metrics['training_cpu_seconds']:.0f}",
-            ], model
-        else:
-            assert row[1] == "reference" and model in REFERENCE, row
-            expected = REFERENCE[model]
-            assert [row[2], row[4], row[5], row[6], row[7], row[9]] == [
-                expected["accuracy"], expected["precision_macro"], expected["recall_macro"], expected["f1_macro"],
-                expected["loss"], expected["training_time_seconds"]], model
-    assert seen == study_models(PARAMS, CNN_STUDY)
+def test_only_runs_without_limits_count_as_full_data():
+    assert is_full_data(record("m", 42, 0.9))
+    assert is_full_data(record("m", 42, 0.9, limits={}))  # caps absent
+    assert not is_full_data(record("m", 42, 0.9, limits={**FULL, "max_epochs": 1}))
+    assert not is_full_data({"model": "m", "accuracy": 0.9})  # no provenance: cannot tell how it was made
+    assert not is_full_data(None)
 
 
-def test_multitask_table_matches_metrics_files_and_reference():
-    rows = table_rows("multitask")
-    expected_rows = []
-    for task, config in PARAMS["multitask"]["tasks"].items():
-        dedicated = config["dedicated_model"]
-        expected_rows += [(task, f"`{dedicated}`", dedicated, None, PARAMS["models"][dedicated]["report_title"]),
-                          (task, "`multitask`", "multitask", task, config["report_title"])]
-    assert [row[:2] for row in rows] == [[task, label] for task, label, *_ in expected_rows]
-    for row, (task, _, name, head, title) in zip(rows, expected_rows):
-        assert row[3] == REFERENCE_ACCURACIES[title]
-        metrics = full_data_metrics(name)
-        if metrics is None:
-            assert row[2] == NOT_TRAINED, name
-            continue
-        scores = metrics[head] if head else metrics
-        assert row[2] == f"{scores['accuracy']:.4f}" and row[5] == f"{scores['f1_macro']:.4f}", name
-        assert row[6] == f"{metrics['training_time_seconds']:.0f}", name
+def test_only_declared_full_data_runs_in_the_seed_layout_are_read(tmp_path):
+    _, params = params_with_seeds(fashion_cnns=[42, 43])
+    results = tmp_path / "results"
+    write_record(results, CNN_STUDY, record("fmnist_5", 42, 0.93))
+    write_record(results, CNN_STUDY, record("fmnist_5", 43, 0.5, limits={**FULL, "max_train_samples": 100}))
+    write_record(results, CNN_STUDY, record("fmnist_5", 44, 0.99))  # seed not declared
+    old_layout = results / CNN_STUDY / "fmnist_1" / "metrics.json"  # older code's results/<study>/<model>/
+    old_layout.parent.mkdir(parents=True)
+    old_layout.write_text(json.dumps(record("fmnist_1", 42, 0.99)))
+    runs = read_study_runs(params, CNN_STUDY, results)
+    assert list(runs.records) == [("fmnist_5", 42)] and not runs.complete
+    assert runs.seeds_of("fmnist_5") == [42] and runs.seeds_of("fmnist_1") == []
 
 
-def test_document_shows_the_key_plots_small_enough_for_git():
-    images = re.findall(r"!\[[^\]]*\]\(([^)]+\.png)\)", README)
-    models = study_models(PARAMS, CNN_STUDY)
-    metrics = {name: full_data_metrics(name) for name in models}
-    required = {"../comparisons/dedicated_vs_multitask/test_accuracy.png"}
-    curves = ROOT / "comparisons" / CNN_STUDY / "validation_accuracy.csv"
-    plotted = curve_models(curves) if curves.is_file() else set()
-    if all(metrics.values()) and set(models) <= plotted:  # curves need every model's training log
-        required.add(f"../comparisons/{CNN_STUDY}/validation_accuracy.png")
-    best = best_full_data_model(models, metrics)
-    if best:
-        required.add(f"../results/{CNN_STUDY}/{best}/confusion.png")
-    assert required <= set(images), f"docs/results.md should show {sorted(required - set(images))}"
-    for image in images:
-        path = DOCUMENT.parent / image
-        assert path.is_file(), f"docs/results.md shows {image}, which does not exist"
-        assert path.stat().st_size <= MAX_PNG_BYTES, f"{image}: {path.stat().st_size} bytes, too big for git"
+def test_a_metrics_file_of_another_run_than_its_path_is_an_error(tmp_path):
+    _, params = params_with_seeds()
+    path = write_record(tmp_path / "results", CNN_STUDY, record("fmnist_5", 42, 0.93))
+    path.write_text(json.dumps(record("fmnist_6", 42, 0.93)))
+    with pytest.raises(ValueError, match="records model 'fmnist_6' seed 42"):
+        read_study_runs(params, CNN_STUDY, tmp_path / "results")
 
 
-def test_untrained_or_limited_runs_are_not_shown_as_results():
-    limited = {"accuracy": 0.5, "provenance": [{"limits": {"max_epochs": 1, "max_train_samples": None}}]}
-    table = cnn_results_markdown(["fmnist_5", "fmnist_9"], {"fmnist_5": limited, "fmnist_9": None}, REFERENCE)
-    assert table.count(NOT_TRAINED) == 2 and "0.5000" not in table
-    assert "|  | reference | 0.9305 |" in table  # the reference row stays, verbatim
+def test_cnn_rows_are_means_over_full_data_seeds_and_not_retrained_otherwise(tmp_path):
+    _, params = params_with_seeds(fashion_cnns=[42, 43])
+    results = tmp_path / "results"
+    write_record(results, CNN_STUDY, record("fmnist_5", 42, 0.93, epochs=30))
+    write_record(results, CNN_STUDY, record("fmnist_5", 43, 0.94, epochs=35))
+    write_record(results, CNN_STUDY, record("fmnist_own", 42, 0.935))
+    write_record(results, CNN_STUDY, record("fmnist_own", 43, 0.5, limits={**FULL, "max_epochs": 1}))
+    rows = {row[0]: row for row in table_rows(render(params, tmp_path)["cnn"])}
+    assert list(rows) == [f"`{model}`" for model in params.studies[CNN_STUDY].models]
+    # mean ± sample std; gap to the report's 0.9305; epochs as a range; mean CPU seconds
+    assert rows["`fmnist_5`"] == ["`fmnist_5`", "0.9350 ± 0.0071", "2 of 2", "0.9305", "+0.45", "0.9340 ± 0.0071",
+                                  "30–35", "50", "192"]
+    assert rows["`fmnist_own`"][1:4] == ["0.9350", "1 of 2", ""]  # the limited seed does not count
+    assert rows["`fmnist_1`"] == ["`fmnist_1`", NOT_RETRAINED, "0 of 2", "0.9201", "", "", "", "10", ""]
+    assert "3 of the 16 declared runs of `fashion_cnns`" in render(params, tmp_path)["cnn"]
+
+
+def test_without_full_data_runs_every_section_says_so(tmp_path):
+    _, params = params_with_seeds()
+    sections = render(params, tmp_path)
+    assert set(sections) == set(SECTIONS)
+    assert all(row[2] == NOT_RETRAINED for row in table_rows(sections["multitask"]))
+    assert all(row[1] == NOT_RETRAINED for row in table_rows(sections["cnn"]))
+    assert sections["time"] == "No full-data runs of `fashion_cnns` by the current code yet."
+    assert ".png" not in sections["figures"]
+
+
+def test_multitask_rows_carry_the_aggregates_welch_verdict(aggregated_study_2):
+    root, params = aggregated_study_2
+    rows = table_rows(render(params, root)["multitask"])
+    assert [row[:2] for row in rows] == [["digits", "`digits_dedicated`"], ["digits", "`multitask (digits)`"],
+                                         ["fashion", "`fashion_dedicated`"], ["fashion", "`multitask (fashion)`"]]
+    assert rows[0][2:7] == ["0.9700 ± 0.0010", "3 of 3", "0.97", "+0.00", "0.9690 ± 0.0010"]
+    assert rows[1][4:6] == ["0.98", "+0.00"] and rows[2][5] == "-1.00"
+    assert rows[1][7].startswith("+1.00 pp, p = ") and rows[1][7].endswith(": differs")
+    assert rows[3][7] == "+0.00 pp, p = 1.0000: within noise"
+    assert rows[0][7] == rows[2][7] == ""
+
+
+def test_figures_link_the_plots_of_a_current_aggregate_only(aggregated_study_2):
+    root, params = aggregated_study_2
+    figures = render(params, root)["figures"]
+    links = re.findall(r"\]\(([^)]+)\)", figures)
+    assert "../comparisons/dedicated_vs_multitask/test_accuracy.png" in links
+    assert all((root / "docs" / target).resolve().is_file() for target in links)
+    assert "`fashion_cnns`: no plots yet. No full-data runs" in figures
+
+
+def test_a_stale_aggregate_is_not_shown(aggregated_study_2, tmp_path):
+    root, params = aggregated_study_2
+    runs = read_study_runs(params, STUDY_2, root / "results")
+    assert current_aggregate(runs, root / "comparisons") is not None
+    stale = tmp_path / "comparisons" / STUDY_2
+    stale.mkdir(parents=True)
+    table = (root / "comparisons" / STUDY_2 / "table.csv").read_text()
+    (stale / "table.csv").write_text(table.replace("0.97,", "0.96,", 1))
+    assert current_aggregate(runs, tmp_path / "comparisons") is None
+    sections = render_sections(params, root / "results", tmp_path / "comparisons", REFERENCE_DIR, root / "docs")
+    assert "run `dvc repro aggregate@dedicated_vs_multitask`" in sections["figures"]
+    assert all(row[7] == "" for row in table_rows(sections["multitask"]))
+
+
+def test_time_section_is_the_aggregates_table_once_current(tmp_path):
+    raw, params = params_with_seeds(fashion_cnns=[42])
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    for index, model in enumerate(params.studies[CNN_STUDY].models):
+        write_record(tmp_path / "results", CNN_STUDY, record(model, 42, 0.90 + index / 100))
+    runs = read_study_runs(params, CNN_STUDY, tmp_path / "results")
+    assert "run `dvc repro aggregate@fashion_cnns`" in render(params, tmp_path)["time"]
+    subprocess.run([sys.executable, str(ROOT / "stages" / "aggregate.py"), CNN_STUDY,
+                    str(tmp_path / "results" / CNN_STUDY), str(tmp_path / "comparisons" / CNN_STUDY),
+                    "--params", str(tmp_path / "params.yaml")], check=True, capture_output=True, cwd=ROOT, timeout=300)
+    assert current_aggregate(runs, tmp_path / "comparisons") is not None
+    sections = render(params, tmp_path)
+    assert sections["time"] == (tmp_path / "comparisons" / CNN_STUDY / "time_to_accuracy.md").read_text().strip()
+    assert "Best model on fashion: **fmnist_fast**" in sections["cnn"]
+
+
+def test_main_rewrites_the_document_and_check_tells_when_it_is_stale(aggregated_study_2, tmp_path, capsys):
+    root, _ = aggregated_study_2
+    document = tmp_path / "results.md"
+    document.write_text("intro\n" + "".join(f"<!-- results:{name}:start -->\nold\n<!-- results:{name}:end -->\n"
+                                            for name in SECTIONS))
+    arguments = ["--document", str(document), "--results", str(root / "results"), "--comparisons",
+                 str(root / "comparisons"), "--params", str(root / "params.yaml"), "--reference", str(REFERENCE_DIR)]
+    assert main([*arguments, "--check"]) == 1
+    assert main(arguments) == 0 and "\nold\n" not in document.read_text()
+    assert document.read_text().startswith("intro\n") and main([*arguments, "--check"]) == 0
+    capsys.readouterr()
 
 
 def test_replace_section_requires_exactly_one_marker_pair():
@@ -126,53 +235,21 @@ def test_replace_section_requires_exactly_one_marker_pair():
         replace_section(text, "multitask", "new")
 
 
-def test_best_model_ignores_limited_runs_and_breaks_ties_on_f1():
-    def record(name, accuracy, f1, max_epochs):
-        scores = {"accuracy": accuracy, "f1_macro": f1, "precision_macro": 0.9, "recall_macro": 0.9, "loss": 0.3}
-        return {"model": name, "dataset": "fashion", **scores, "training_time_seconds": 1.0,
-                "training_cpu_seconds": 1.0, "parameter_count": 10, "epochs_run": 1,
-                "provenance": [{"limits": {"max_epochs": max_epochs}}]}
-    metrics = {"a": record("a", 0.93, 0.92, None), "b": record("b", 0.93, 0.93, None),
-               "c": record("c", 0.99, 0.99, 1), "d": None}
-    assert best_full_data_model(["a", "b", "c", "d"], metrics) == "b"
-    assert best_full_data_model(["c", "d"], metrics) is None
-    assert f"../results/{CNN_STUDY}/b/confusion.png" in figures_markdown("b", curves_available=False)
-    assert "validation_accuracy.png)" not in figures_markdown("b", curves_available=False)
+def test_committed_document_is_what_the_generator_makes_of_the_committed_files():
+    """Fails when results, comparisons or the document changed without `python -m devtools.results_doc`."""
+    text = DOCUMENT.read_text()
+    sections = render_sections(validated(RAW_PARAMS), ROOT / "results", ROOT / "comparisons", REFERENCE_DIR,
+                               DOCUMENT.parent)
+    for name, content in sections.items():
+        assert section(text, name) == content, \
+            f"docs/results.md: section {name} is stale; run `python -m devtools.results_doc`"
+    assert fill_document(text, sections) == text
 
 
-def test_seed_table_matches_the_pipeline_run_and_the_extra_seeds():
-    seed_file = ROOT / "benchmarks" / "results" / f"seed_variance_{FAST_MODEL}.json"
-    runs = seed_runs(full_data_metrics(FAST_MODEL), json.loads(seed_file.read_text()) if seed_file.is_file() else None,
-                     PARAMS["models"][FAST_MODEL])
-    rows = table_rows("seeds")
-    if not runs:
-        assert NOT_TRAINED in README.split("<!-- results:seeds:start -->")[1].split("<!-- results:seeds:end -->")[0]
-        return
-    assert [row[:3] for row in rows[:len(runs)]] == [[str(run["seed"]), run["run"], f"{run['accuracy']:.4f}"]
-                                                      for run in runs]
-    if len(runs) > 1:
-        accuracies = [run["accuracy"] for run in runs]
-        mean = sum(accuracies) / len(accuracies)
-        std = (sum((value - mean) ** 2 for value in accuracies) / (len(accuracies) - 1)) ** 0.5
-        assert rows[-1][2] == f"{mean:.4f} ± {std:.4f}"
-
-
-def test_seeds_markdown_takes_the_sample_standard_deviation():
-    runs = [{"seed": seed, "run": "x", "accuracy": accuracy, "f1_macro": accuracy, "training_time_seconds": 100.0,
-             "training_cpu_seconds": 200.0} for seed, accuracy in ((1, 0.93), (2, 0.94), (3, 0.95))]
-    assert "| mean ± std (3 seeds) |  | 0.9400 ± 0.0100 | 0.9400 ± 0.0100 | 100 ± 0 | 200 ± 0 |" in seeds_markdown("m", runs)
-    pipeline = {"seed": 42, "accuracy": 0.9, "f1_macro": 0.9, "training_time_seconds": 1.0, "training_cpu_seconds": 2.0,
-                "provenance": [{"limits": {"max_epochs": None}}]}
-    entry = {"layers": [], "training": {"epochs": 12}}
-    extra = {"model_entry": entry, "runs": {"42": {"accuracy": 0.1}, "43": {
-        "accuracy": 0.8, "f1_macro": 0.8, "training_time_seconds": 1.0, "training_cpu_seconds": 2.0}}}
-    assert [(run["seed"], run["accuracy"]) for run in seed_runs(pipeline, extra, entry)] == [(42, 0.9), (43, 0.8)]
-    # Seeds of another recipe, or of an unrecorded one, are left out.
-    assert [run["seed"] for run in seed_runs(pipeline, extra, {**entry, "training": {"epochs": 8}})] == [42]
-    assert [run["seed"] for run in seed_runs(pipeline, {"runs": extra["runs"]}, entry)] == [42]
-
-
-def test_time_to_accuracy_section_is_the_aggregates_table():
-    table = ROOT / "comparisons" / CNN_STUDY / "time_to_accuracy.md"
-    section = README.split("<!-- results:time:start -->\n")[1].split("\n<!-- results:time:end -->")[0]
-    assert section == (table.read_text().strip() if table.is_file() else f"`aggregate@{CNN_STUDY}` has not run yet.")
+def test_committed_document_is_short_and_its_links_exist():
+    text = DOCUMENT.read_text()
+    assert len(text.splitlines()) < MAX_DOCUMENT_LINES
+    for target in re.findall(r"\]\(([^)#]+)\)", text):
+        if "://" not in target:
+            assert (DOCUMENT.parent / target).exists(), f"docs/results.md links {target}, which does not exist"
+    assert "seed_variance" not in text

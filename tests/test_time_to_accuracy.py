@@ -47,3 +47,25 @@ def test_no_thresholds_gives_an_empty_table_that_says_so():
     nothing = time_to_accuracy(accuracy_by_time({}, None), [0.9])
     assert nothing.empty
     assert "| m2 | no training log in the workspace |" in time_to_accuracy_markdown(nothing, [0.9], ["m2"])
+
+
+def test_each_run_of_a_several_seed_study_is_its_own_line():
+    """Two seeds of one model are two runs: labelled apart, timed apart, never merged into one line."""
+    elapsed = pd.DataFrame({"elapsed_wall_seconds": [10.0, 20.0], "elapsed_cpu_seconds": [15.0, 30.0]}, index=[1, 2])
+    history = pd.concat([
+        accuracy_by_time({"m": pd.Series([0.91, 0.95], index=[1, 2])}, elapsed, 1, seed_in_label=True),
+        accuracy_by_time({"m": pd.Series([0.95, 0.96], index=[1, 2])}, elapsed, 2, seed_in_label=True),
+        accuracy_by_time({"multitask (digits)": pd.Series([0.99], index=[1])}, None, 1, seed_in_label=True),
+    ], ignore_index=True)
+    assert list(history.columns[:3]) == ["epoch", "model", "seed"]
+    assert list(dict.fromkeys(history["model"])) == ["m (seed 1)", "m (seed 2)", "multitask (digits, seed 1)"]
+    table = time_to_accuracy(history, [0.95])
+    assert list(zip(table["model"], table["seed"], table["epoch"])) == [
+        ("m (seed 1)", 1, 2), ("m (seed 2)", 2, 1), ("multitask (digits, seed 1)", 1, 1)]
+    markdown = time_to_accuracy_markdown(table, [0.95], ["m (seed 3)"])
+    assert "| m (seed 1) | 20 s wall, 30 s CPU (epoch 2) |" in markdown
+    assert "| m (seed 2) | 10 s wall, 15 s CPU (epoch 1) |" in markdown
+    assert "| m (seed 3) | no training log in the workspace |" in markdown
+    # One seed: the plain model name, as before seeds were an axis.
+    single = accuracy_by_time({"m": pd.Series([0.9], index=[1])}, None, 42)
+    assert list(single["model"]) == ["m"] and list(single["seed"]) == [42]

@@ -1,8 +1,10 @@
 import numpy as np
+import tensorflow as tf
 
 from cnn_comparison.builder import build_multitask
 from cnn_comparison.params import Augmentation, parse_recipe
-from cnn_comparison.training import combine_tasks, make_augmentation, make_dataset, train_model
+from cnn_comparison.augmentation import make_batch_augmenter
+from cnn_comparison.training import combine_tasks, make_dataset, train_model
 
 REFERENCE_AUGMENTATION = Augmentation(enabled=True, width_shift=0.2, height_shift=0.2, horizontal_flip=True)
 
@@ -29,9 +31,8 @@ def test_augmented_batches_keep_range_shape_and_shift_bounds():
     # A single bright pixel in the centre: wherever it lands bounds the shift.
     images = np.zeros((256, 28, 28, 1), dtype=np.float32)
     images[:, 14, 14, 0] = 1.0
-    augmentation = make_augmentation(REFERENCE_AUGMENTATION, seed=1)
     batches = list(make_dataset(images, np.zeros(256, dtype=np.int64), 64, seed=1, shuffle=True,
-                                augmentation=augmentation).as_numpy_iterator())
+                                augmentation=REFERENCE_AUGMENTATION).as_numpy_iterator())
     augmented = np.concatenate([batch[0] for batch in batches])
     assert augmented.shape == images.shape and augmented.dtype == np.float32
     assert augmented.min() >= 0.0 and augmented.max() <= 1.0 + 1e-6
@@ -41,8 +42,9 @@ def test_augmented_batches_keep_range_shape_and_shift_bounds():
     assert len(set(zip(rows, columns))) > 20, "shifts should vary from image to image"
 
 
-def test_no_augmentation_layer_when_disabled():
-    assert make_augmentation(Augmentation(False, 0.2, 0.2, True), seed=0) is None
+def test_no_augmentation_when_disabled():
+    assert make_batch_augmenter(Augmentation(enabled=False, width_shift=0.2, height_shift=0.2,
+                                             horizontal_flip=True)) is None
 
 
 def test_combine_tasks_weights_each_example_for_its_own_head_only():
@@ -55,9 +57,9 @@ def test_combine_tasks_weights_each_example_for_its_own_head_only():
 
 
 def test_a_digits_only_batch_changes_the_trunk_and_digits_head_but_not_the_fashion_head(params):
-    config = params["multitask"]
+    config = params["models"]["multitask"]
     model = build_multitask("multitask", config["trunk"], config["heads"])
-    recipe = parse_recipe("multitask.training", {**config["training"], "epochs": 1, "batch_size": 16})
+    recipe = parse_recipe({**config["training"], "epochs": 1, "batch_size": 16}, "models.multitask.training")
     before = {layer.name: [weight.numpy().copy() for weight in layer.weights] for layer in model.layers}
     digits = images_and_labels(16)
     empty = (np.zeros((0, 28, 28, 1), dtype=np.float32), np.zeros(0, dtype=np.int64))
@@ -81,20 +83,21 @@ def test_constant_fill_and_nearest_interpolation_shift_whole_pixels_in_black():
     # A white image: whatever a shift uncovers shows as fill, and nearest interpolation keeps
     # every pixel either the image (1) or the fill (0).
     images = np.ones((64, 28, 28, 1), dtype=np.float32)
-    augmentation = make_augmentation(Augmentation(True, 0.2, 0.2, False, fill_mode="constant",
-                                                  interpolation="nearest"), seed=2)
-    augmented = np.asarray(augmentation(images, training=True))
+    seeds = tf.constant(23, dtype=tf.int64)
+    black = make_batch_augmenter(Augmentation(enabled=True, width_shift=0.2, height_shift=0.2, horizontal_flip=False,
+                                              fill_mode="constant", interpolation="nearest"))
+    augmented = np.asarray(black(tf.constant(images), seeds))
     assert set(np.unique(augmented)) <= {0.0, 1.0}
     assert (augmented == 0).any(axis=(1, 2, 3)).mean() > 0.5, "most shifted images should show black borders"
-    default = make_augmentation(Augmentation(True, 0.2, 0.2, False), seed=2)
-    np.testing.assert_allclose(np.asarray(default(images, training=True)), 1.0)  # nearest fill repeats the edge
+    default = make_batch_augmenter(Augmentation(enabled=True, width_shift=0.2, height_shift=0.2, horizontal_flip=False))
+    np.testing.assert_allclose(np.asarray(default(tf.constant(images), seeds)), 1.0)  # nearest fill repeats the edge
 
 
 def test_input_pipeline_runs_without_tf_data_autotuning():
     # Autotuning stalled about one epoch in three for about 20 s here (docs/pipeline.md, "Input pipeline").
     images, labels = images_and_labels()
     augmented = make_dataset(images, labels, 16, seed=0, shuffle=True,
-                             augmentation=make_augmentation(REFERENCE_AUGMENTATION, seed=0))
+                             augmentation=REFERENCE_AUGMENTATION)
     plain = make_dataset(images, labels, 16, seed=0, shuffle=False)
     assert augmented.options().autotune.enabled is False and plain.options().autotune.enabled is False
     assert sum(len(batch[0]) for batch in augmented.as_numpy_iterator()) == 64

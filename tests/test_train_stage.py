@@ -1,0 +1,127 @@
+"""The train and evaluate stages as `dvc repro` runs them (subprocesses), on small synthetic data.
+
+Same params + same seed on the same machine must give the same bytes; a diverging run must fail
+without leaving a model behind.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import yaml
+
+from cnn_comparison.arrays import save_arrays
+
+AUGMENTED_BATCH_NORM_MODEL = {
+    "dataset": "fashion",
+    "layers": [
+        {"type": "conv2d", "filters": 8, "kernel_size": 3, "padding": "same", "activation": "relu"},
+        {"type": "batch_normalization"},
+        {"type": "max_pooling2d"},
+        {"type": "dropout", "rate": 0.2},
+        {"type": "flatten"},
+        {"type": "dense", "units": 10, "activation": "softmax"},
+    ],
+    "training": {
+        "optimizer": "adam", "learning_rate": 0.001, "batch_size": 64, "epochs": 2, "early_stopping_patience": None,
+        "augmentation": {"enabled": True, "width_shift": 0.2, "height_shift": 0.2, "horizontal_flip": True},
+    },
+}
+TIMES = {"training_time_seconds", "training_cpu_seconds", "evaluation_time_seconds", "elapsed_wall_seconds",
+         "elapsed_cpu_seconds"}
+
+
+@pytest.fixture(scope="module")
+def data_roots(tmp_path_factory) -> tuple[Path, Path]:
+    """data/split/fashion and data/prepared/fashion look-alikes: 600 training, 200 test images."""
+    root = tmp_path_factory.mktemp("data")
+    rng = np.random.default_rng(0)
+    images = rng.random((1000, 28, 28, 1), dtype=np.float32)
+    labels = rng.integers(0, 10, size=1000).astype(np.int64)
+    save_arrays(root / "split" / "fashion", {"train_images": images[:600], "train_labels": labels[:600],
+                                             "validation_images": images[600:800], "validation_labels": labels[600:800]})
+    save_arrays(root / "prepared" / "fashion", {"test_images": images[800:], "test_labels": labels[800:]})
+    return root / "split", root / "prepared"
+
+
+def write_params(params: dict, directory: Path, model: dict, seeds=(7,)) -> Path:
+    changed = copy.deepcopy(params)
+    changed["models"] = {"tiny": model}
+    changed["studies"] = {"tiny_study": {"title": "Tiny", "models": ["tiny"], "seeds": list(seeds)}}
+    path = directory / "params.yaml"
+    path.write_text(yaml.safe_dump(changed))
+    return path
+
+
+def run_stage(project_root: Path, stage: str, *arguments: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(project_root / "stages" / f"{stage}.py"), *arguments],
+                          capture_output=True, text=True, cwd=project_root, timeout=600)
+
+
+def without_times(value):
+    """A metrics record with every time (and the machine description) taken out, for comparison."""
+    if isinstance(value, dict):
+        return {key: without_times(item) for key, item in value.items() if key not in TIMES}
+    if isinstance(value, list):
+        return [without_times(item) for item in value]
+    return value
+
+
+def weight_bytes(model_path: Path) -> list[bytes]:
+    return [np.asarray(weight).tobytes() for weight in keras.models.load_model(model_path).get_weights()]
+
+
+def test_same_seed_gives_identical_weights_and_metrics_in_two_processes(project_root, params, data_roots, tmp_path):
+    split_root, prepared_root = data_roots
+    params_file = write_params(params, tmp_path, AUGMENTED_BATCH_NORM_MODEL, seeds=(7, 8))
+    runs = {}
+    for name, seed in (("first", "7"), ("second", "7"), ("other_seed", "8")):
+        run_dir = tmp_path / name
+        for stage, data in (("train", split_root), ("evaluate", prepared_root)):
+            result = run_stage(project_root, stage, "tiny", seed, str(run_dir), str(data), "--params", str(params_file))
+            assert result.returncode == 0, result.stderr[-3000:]
+        runs[name] = run_dir
+    first, second, other = (weight_bytes(runs[name] / "model.keras") for name in ("first", "second", "other_seed"))
+    assert len(first) == 8  # conv kernel and bias, 4 batch-norm vectors, dense kernel and bias
+    assert first == second, "same params and seed gave different weights"
+    assert first != other, "a different seed gave the same weights: the seed does not reach training"
+    metrics = {name: json.loads((run_dir / "metrics.json").read_text()) for name, run_dir in runs.items()}
+    assert without_times(metrics["first"]) == without_times(metrics["second"])
+    training_logs = [json.loads((runs[name] / "live" / "metrics.json").read_text()) for name in ("first", "second")]
+    assert without_times(training_logs[0]) == without_times(training_logs[1])
+    for name in ("first", "second"):
+        assert (runs[name] / "confusion" / "fashion.csv").read_bytes() == (runs["first"] / "confusion" / "fashion.csv").read_bytes()
+    provenance = metrics["first"]["provenance"][0]
+    assert provenance["seed"] == metrics["first"]["seed"] == 7
+    for step in ("training", "evaluation"):
+        assert provenance[step]["determinism"]["op_determinism"] is True
+        assert {"intra_op_threads", "inter_op_threads"} <= set(provenance[step]["determinism"])
+        assert provenance[step]["machine"]["cpu_count"] >= 1 and provenance[step]["machine"]["cpu_model"]
+        assert provenance[step]["library_versions"]["tensorflow"].startswith("2.")
+
+
+def test_an_undeclared_seed_is_refused_before_data_is_read(project_root, params, tmp_path):
+    params_file = write_params(params, tmp_path, AUGMENTED_BATCH_NORM_MODEL, seeds=(7,))
+    result = run_stage(project_root, "train", "tiny", "9", str(tmp_path / "run"), str(tmp_path / "no_data"),
+                       "--params", str(params_file))
+    assert result.returncode == 1
+    assert "studies.tiny_study.seeds: seed 9 is not declared (declared: [7])" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "run").exists()
+
+
+def test_a_nan_loss_fails_the_stage_and_saves_nothing(project_root, params, data_roots, tmp_path):
+    diverging = copy.deepcopy(AUGMENTED_BATCH_NORM_MODEL)
+    diverging["training"].update(optimizer={"type": "sgd"}, learning_rate=1.0e30)
+    params_file = write_params(params, tmp_path, diverging)
+    run_dir = tmp_path / "run"
+    result = run_stage(project_root, "train", "tiny", "7", str(run_dir), str(data_roots[0]), "--params", str(params_file))
+    assert result.returncode == 1, result.stdout[-2000:]
+    assert "the training loss became nan" in result.stderr and "nothing was saved" in result.stderr
+    assert not (run_dir / "model.keras").exists() and not (run_dir / "live").exists()
+    assert [path.name for path in run_dir.iterdir()] == [] if run_dir.exists() else True
