@@ -50,35 +50,42 @@ def build_layers(model_name: str, specs: Sequence[Mapping[str, Any]], key_prefix
 
 
 def build_sequential(model_name: str, specs: Sequence[Mapping[str, Any]]) -> keras.Model:
-    """A single-task classifier; the last layer in ``specs`` is the output layer."""
+    """The layer list as a plain Keras Sequential: the reference report's code (the benchmark's baseline)."""
     layers = build_layers(model_name, specs)
     return keras.Sequential([keras.Input(shape=IMAGE_SHAPE), *layers], name=model_name)
 
 
-def build_multitask(
-    model_name: str, trunk_specs: Sequence[Mapping[str, Any]], head_specs: Mapping[str, Sequence[Mapping[str, Any]]]
-) -> keras.Model:
-    """One shared trunk feeding one head per task; outputs are named after the tasks."""
-    trunk_layers = build_layers(model_name, trunk_specs, "trunk")
+def build_with_heads(model_name: str, trunk: Sequence[keras.layers.Layer],
+                     heads: Mapping[str, Sequence[keras.layers.Layer]]) -> keras.Model:
+    """One trunk feeding one or more heads; each output is named after its head (task or dataset),
+    so losses, metrics, logs and metrics files are keyed the same way for every model."""
     inputs = keras.Input(shape=IMAGE_SHAPE, name="image")
     features = inputs
-    for layer in trunk_layers:
+    for layer in trunk:
         features = layer(features)
     outputs = {}
-    for task, specs in head_specs.items():
+    for head_name, head_layers in heads.items():
         head = features
-        head_layers = build_layers(model_name, specs, f"heads.{task}")
         for layer in head_layers[:-1]:
             head = layer(head)
         last = head_layers[-1]
-        # Naming the output after the task lets losses, metrics and logs be keyed by task.
-        renamed = last.__class__.from_config({**last.get_config(), "name": task})
-        outputs[task] = renamed(head)
+        renamed = last.__class__.from_config({**last.get_config(), "name": head_name})
+        outputs[head_name] = renamed(head)
     return keras.Model(inputs=inputs, outputs=outputs, name=model_name)
 
 
+def build_multitask(model_name: str, trunk_specs: Sequence[Mapping[str, Any]],
+                    head_specs: Mapping[str, Sequence[Mapping[str, Any]]]) -> keras.Model:
+    """One shared trunk feeding one head per task."""
+    return build_with_heads(model_name, build_layers(model_name, trunk_specs, "trunk"),
+                            {task: build_layers(model_name, specs, f"heads.{task}") for task, specs in head_specs.items()})
+
+
 def build_model(spec: ModelSpec) -> keras.Model:
-    """The model a params entry declares: a layer list, or a trunk with one head per task."""
+    """The model a params entry declares: a layer list whose last layer is its one head (named after
+    its dataset), or a trunk with one head per task."""
     if isinstance(spec.entry, MultitaskModel):
         return build_multitask(spec.name, spec.entry.trunk, {task: spec.entry.heads[task] for task in spec.tasks})
-    return build_sequential(spec.name, spec.entry.layers)
+    layers = build_layers(spec.name, spec.entry.layers)
+    (head_name,) = spec.tasks
+    return build_with_heads(spec.name, layers[:-1], {head_name: layers[-1:]})

@@ -31,11 +31,14 @@ SIGNIFICANCE_LEVEL = 0.05  # p below this: the two models differ beyond seed noi
 DIFFERS, WITHIN_NOISE, CANNOT_TELL = "differs", "within noise", "cannot tell"
 
 
-def heads(record: Mapping) -> dict[str | None, Mapping]:
-    """A metrics file's scores per head: ``{None: record}`` for a single-task model, else per task."""
-    if "accuracy" in record:
-        return {None: record}
-    return {key: value for key, value in record.items() if isinstance(value, Mapping) and "accuracy" in value}
+def heads(record: Mapping) -> dict[str, Mapping]:
+    """A metrics file's scores per head (every model has named heads; a single-task model has one)."""
+    return dict(record["heads"])
+
+
+def shown_head(record: Mapping, head: str) -> str | None:
+    """The head as tables and legends show it: only for a model with several (``multitask (digits)``)."""
+    return head if len(record["heads"]) > 1 else None
 
 
 def curve_label(model: str, head: str | None) -> str:
@@ -77,7 +80,7 @@ def comparison_table(records: Sequence[Mapping]) -> pd.DataFrame:
     rows = []
     for record in records:
         for head, scores in heads(record).items():
-            rows.append({"model": record["model"], "head": head or "", "dataset": scores["dataset"],
+            rows.append({"model": record["model"], "head": shown_head(record, head) or "", "dataset": scores["dataset"],
                          "seed": record.get("seed"),
                          **{column: scores[key] for key, column in SCORE_COLUMNS.items()},
                          **{column: record[column] for column in TRAINING_COLUMNS}})
@@ -281,8 +284,9 @@ def read_live_series(live_dir: str | Path, metric: str) -> pd.Series:
 def validation_history(live_dir: str | Path, record: Mapping, metric: str) -> dict[str, pd.Series]:
     """Validation ``metric`` (accuracy or loss) per epoch, per head, labelled for a legend."""
     model = record["model"]
-    return {curve_label(model, head):
-            read_live_series(live_dir, f"eval/{metric}" if head is None else f"eval/{head}_{metric}")
+    # Keras prefixes a metric with its output's name only when a model has several outputs.
+    return {curve_label(model, shown_head(record, head)):
+            read_live_series(live_dir, f"eval/{metric}" if shown_head(record, head) is None else f"eval/{head}_{metric}")
             for head in heads(record)}
 
 

@@ -52,9 +52,9 @@ def confusion_rows(labels: np.ndarray, predictions: np.ndarray, class_names: Seq
             for actual, predicted in zip(labels, predictions)]
 
 
-def predict_heads(model: keras.Model, images_by_head: Mapping[str | None, np.ndarray],
-                  test_time_flip: bool = False) -> dict[str | None, np.ndarray]:
-    """Class probabilities per head; a single-task model has one head, named ``None``.
+def predict_heads(model: keras.Model, images_by_head: Mapping[str, np.ndarray],
+                  test_time_flip: bool = False) -> dict[str, np.ndarray]:
+    """Class probabilities per head (the model's outputs are named after its heads).
 
     With ``test_time_flip`` each image's probabilities are averaged with its mirror image's: a
     model trained with horizontal flips sees both as the same garment, and two looks vote better.
@@ -72,23 +72,17 @@ def predict_heads(model: keras.Model, images_by_head: Mapping[str | None, np.nda
         output = predict(images)
         if test_time_flip:
             mirrored = predict(images[:, :, ::-1])
-            output = ({name: (output[name] + mirrored[name]) / 2 for name in output} if isinstance(output, Mapping)
-                      else (output + mirrored) / 2)
-        probabilities[head] = output if head is None else output[head]
+            output = {name: (output[name] + mirrored[name]) / 2 for name in output}
+        probabilities[head] = output[head]
     return probabilities
 
 
-def metrics_record(spec: ModelSpec, scores: Mapping[str | None, dict], training: Mapping[str, Any],
+def metrics_record(spec: ModelSpec, scores: Mapping[str, dict], training: Mapping[str, Any],
                    evaluation_seconds: float, provenance: list[dict]) -> dict:
-    """The metrics file of one run: test scores (per head for several heads), what training
-    reported, and what produced it."""
-    record: dict[str, Any] = {}
-    if list(scores) == [None]:
-        record.update(scores[None])
-        record.update(model=spec.name, dataset=spec.tasks[None].dataset)
-    else:
-        record["model"] = spec.name
-        record.update({head: {**head_scores, "dataset": spec.tasks[head].dataset} for head, head_scores in scores.items()})
+    """The metrics file of one run, the same shape for every model: test scores per head, what
+    training reported, and what produced it."""
+    record: dict[str, Any] = {"model": spec.name, "heads": {
+        head: {**head_scores, "dataset": spec.tasks[head].dataset} for head, head_scores in scores.items()}}
     for key in ("training_time_seconds", "training_cpu_seconds", "epochs_run", "epoch_of_saved_weights",
                 "parameter_count"):
         record[key] = training[key]

@@ -2,8 +2,9 @@
 
 dvc.yaml names the directory; the names inside it are fixed here, so the stages that write them,
 the aggregate that reads them and dvc.yaml's `outs` agree (the end-to-end test runs all three).
-Evaluate writes one file per output head into directories, so single-task and multitask models
-have the same outputs and one DVC matrix stage covers both.
+Every model has named heads (a single-task model's one head is named after its dataset) and
+evaluate writes one file per head into directories, so single-task and multitask models have the
+same outputs and one DVC matrix stage covers both.
 """
 from __future__ import annotations
 
@@ -26,11 +27,6 @@ def run_directory(study_results_dir: Path, model_name: str, seed: int) -> Path:
     return Path(study_results_dir) / model_name / f"seed_{seed}"
 
 
-def head_label(head: str | None, dataset: str) -> str:
-    """File stem of one head's outputs: the task of a multitask head, else the dataset."""
-    return head or dataset
-
-
-def data_directories(data_root: Path, datasets_by_head: Mapping[str | None, str]) -> dict[str | None, Path]:
+def data_directories(data_root: Path, datasets_by_head: Mapping[str, str]) -> dict[str, Path]:
     """``data/split/<dataset>`` (or ``data/prepared/<dataset>``) for each head of a model."""
     return {head: Path(data_root) / dataset for head, dataset in datasets_by_head.items()}

@@ -355,14 +355,14 @@ MULTITASK = "multitask"  # the name of the reference's multitask model in params
 class ModelSpec(BaseModel):
     """One run to train or evaluate: a model's entry, its study, and the seed it runs with.
 
-    ``tasks`` maps head name to task; a single-task model has one head, named ``None``.
+    ``tasks`` maps head name to task; a single-task model has one head, named after its dataset.
     """
 
     model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
     name: str
     study: str
     seed: int
-    tasks: dict[str | None, Task]
+    tasks: dict[str, Task]
     recipe: Recipe
     entry: Union[SingleTaskModel, MultitaskModel]
 
@@ -381,8 +381,8 @@ def model_spec(params: Params, model_name: str, seed: int) -> ModelSpec:
                          f"{params.studies[study].seeds}); add it there and run `dvc repro`")
     entry = params.models[model_name]
     if isinstance(entry, MultitaskModel):
-        tasks: dict[str | None, Task] = dict(entry.tasks)
+        tasks = dict(entry.tasks)
     else:
-        tasks = {None: Task(dataset=entry.dataset, report_title=entry.report_title or f"{model_name} Performance")}
+        tasks = {entry.dataset: Task(dataset=entry.dataset, report_title=entry.report_title or f"{model_name} Performance")}
     return ModelSpec(name=model_name, study=study, seed=seed, tasks=tasks,
                      recipe=entry.training.model_copy(update={"seed": seed}), entry=entry)

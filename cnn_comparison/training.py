@@ -136,23 +136,18 @@ def one_hot(labels: np.ndarray, class_count: int) -> np.ndarray:
     return keras.utils.to_categorical(labels, class_count).astype(np.float32)
 
 
-def class_counts(model: keras.Model) -> dict[str | None, int]:
-    """Classes per output, by output name: the task for a multitask head, ``None`` in a Sequential."""
-    names = getattr(model, "output_names", None) or [None] * len(model.outputs)
-    return {name: int(output.shape[-1]) for name, output in zip(names, model.outputs)}
+def class_counts(model: keras.Model) -> dict[str, int]:
+    """Classes per output, by output (head) name."""
+    return {name: int(output.shape[-1]) for name, output in zip(model.output_names, model.outputs)}
 
 
-def compile_model(model: keras.Model, recipe: Recipe, tasks: list[str] | None = None, steps_per_epoch: int = 1) -> None:
-    """Cross-entropy on one-hot targets (``one_hot``), smoothed per the recipe, and accuracy; with
-    ``tasks``, one loss per head and accuracy weighted by the per-example task weights, so a head's
+def compile_model(model: keras.Model, recipe: Recipe, heads: list[str], steps_per_epoch: int = 1) -> None:
+    """One cross-entropy per head on one-hot targets (``one_hot``), smoothed per the recipe, and its
+    accuracy. With several heads, accuracy is weighted by the per-example task weights, so a head's
     numbers only count its own task's examples."""
-    def loss():
-        return keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing)
-    if tasks is None:
-        losses, metrics = loss(), {"metrics": ["accuracy"]}
-    else:
-        losses = {task: loss() for task in tasks}
-        metrics = {"weighted_metrics": {task: ["accuracy"] for task in tasks}}
+    losses = {head: keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing) for head in heads}
+    accuracy = {head: ["accuracy"] for head in heads}
+    metrics = {"weighted_metrics": accuracy} if len(heads) > 1 else {"metrics": accuracy}
     model.compile(optimizer=make_optimizer(recipe, steps_per_epoch), loss=losses,
                   steps_per_execution=STEPS_PER_EXECUTION, **metrics)
 
@@ -170,7 +165,151 @@ def validation_dataset(images: np.ndarray, targets, recipe: Recipe, sample_weigh
 
 def train_model(
     model: keras.Model,
-    task_arrays: Mapping[str | None, Mapping[str, np.ndarray]],
+    task_arrays: Mapping[str, Mapping[str, np.ndarray]],
+    recipe: Recipe,
+    callbacks: list[keras.callbacks.Callback],
+) -> tuple[keras.callbacks.History, float]:
+    """Compile and fit one model with its recipe (epochs already capped by the limits).
+
+    Call ``determinism.make_deterministic(recipe.seed)`` before building ``model``: the seed fixes
+    the initial weights, the shuffling and the augmentation only if it is set first.
+
+    ``task_arrays[head]`` holds train/validation images and labels of each head (one for a
+    single-task model). Several heads train jointly on batches mixing the tasks: each example is
+    weighted 1 for its own head and 0 for the others (see ``combine_tasks``); one head needs no weights.
+    """
+    classes = class_counts(model)
+    heads = list(task_arrays)
+    compile_model(model, recipe, heads, -(-sum(len(arrays["train_labels"]) for arrays in task_arrays.values())
+                                          // recipe.batch_size))
+    parts = {}
+    for part in ("train", "validation"):
+        images, labels, weights = combine_tasks({head: (arrays[f"{part}_images"], arrays[f"{part}_labels"])
+                                                 for head, arrays in task_arrays.items()})
+        parts[part] = (images, {head: one_hot(labels[head], classes[head]) for head in heads},
+                       weights if len(heads) > 1 else None)
+    train = training_dataset(parts["train"][0], parts["train"][1], recipe, sample_weights=parts["train"][2])
+    validation = validation_dataset(*parts["validation"][:2], recipe, sample_weights=parts["validation"][2])
+    if recipe.ema_momentum is not None:
+        arguments.update(use_ema=True, ema_momentum=recipe.ema_momentum)
+    try:
+        return optimizer_class(**arguments)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"optimizer: {recipe.optimizer_name} does not accept {dict(recipe.optimizer_options)}: {error}") from error
+
+
+def make_dataset(
+    images: np.ndarray,
+    targets,
+    batch_size: int,
+    seed: int,
+    shuffle: bool,
+    augmentation: Augmentation | None = None,
+    sample_weights=None,
+) -> tf.data.Dataset:
+    """Batches for ``model.fit``; augmentation runs on whole batches inside TensorFlow, drawn
+    statelessly from ``seed`` so op determinism keeps it parallel (cnn_comparison/augmentation.py)."""
+    elements = (images, targets) if sample_weights is None else (images, targets, sample_weights)
+    dataset = tf.data.Dataset.from_tensor_slices(elements)
+    if shuffle:
+        dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.batch(batch_size)
+    if augmentation is not None:
+        dataset = augment_batches(dataset, augmentation, seed, INPUT_PARALLEL_CALLS)
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return dataset.prefetch(PREFETCH_BATCHES).with_options(options)
+
+
+class ElapsedTime(keras.callbacks.Callback):
+    """Adds wall and CPU seconds since training began to every epoch's logs (DVCLive records them),
+    which is what a time-to-accuracy comparison needs."""
+
+    def on_train_begin(self, logs=None):
+        self.wall_start, self.cpu_start = time.perf_counter(), time.process_time()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["elapsed_wall_seconds"] = time.perf_counter() - self.wall_start
+            logs["elapsed_cpu_seconds"] = time.process_time() - self.cpu_start
+
+
+def fit(
+    model: keras.Model,
+    train: tf.data.Dataset,
+    validation: tf.data.Dataset,
+    epochs: int,
+    early_stopping_patience: int | None,
+    callbacks: list[keras.callbacks.Callback],
+) -> tuple[keras.callbacks.History, float]:
+    """Train with optional early stopping (best weights restored); return history and wall seconds."""
+    # ElapsedTime first, so loggers after it see the times; a NaN loss stops training at once.
+    callbacks = [ElapsedTime(), *callbacks, keras.callbacks.TerminateOnNaN()]
+    if early_stopping_patience:
+        callbacks.append(keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=early_stopping_patience, restore_best_weights=True, verbose=1,
+        ))
+    start = time.perf_counter()
+    # verbose=2 prints one line per epoch, which reads well in `dvc repro` logs and CI.
+    # shuffle=False: the tf.data pipeline already reshuffles every epoch.
+    history = model.fit(train, validation_data=validation, epochs=epochs, callbacks=callbacks, verbose=2,
+                        shuffle=False)
+    return history, time.perf_counter() - start
+
+
+def combine_tasks(task_data: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, dict, dict]:
+    """Stack every task's examples; each example gets weight 1 for its own head and 0 elsewhere.
+
+    Zero weight means zero loss and zero gradient through the other head, which
+    is how one model learns two label spaces from disjoint datasets.
+    """
+    images = np.concatenate([task_images for task_images, _ in task_data.values()])
+    labels, weights = {}, {}
+    offset = 0
+    for task, (task_images, task_labels) in task_data.items():
+        labels[task] = np.zeros(len(images), dtype=np.int64)
+        weights[task] = np.zeros(len(images), dtype=np.float32)
+        labels[task][offset: offset + len(task_images)] = task_labels
+        weights[task][offset: offset + len(task_images)] = 1.0
+        offset += len(task_images)
+    return images, labels, weights
+
+
+def one_hot(labels: np.ndarray, class_count: int) -> np.ndarray:
+    """Targets as the cross-entropy with label smoothing needs them (Keras' sparse loss cannot smooth)."""
+    return keras.utils.to_categorical(labels, class_count).astype(np.float32)
+
+
+def class_counts(model: keras.Model) -> dict[str, int]:
+    """Classes per output, by output (head) name."""
+    return {name: int(output.shape[-1]) for name, output in zip(model.output_names, model.outputs)}
+
+
+def compile_model(model: keras.Model, recipe: Recipe, heads: list[str], steps_per_epoch: int = 1) -> None:
+    """One cross-entropy per head on one-hot targets (``one_hot``), smoothed per the recipe, and its
+    accuracy. With several heads, accuracy is weighted by the per-example task weights, so a head's
+    numbers only count its own task's examples."""
+    losses = {head: keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing) for head in heads}
+    accuracy = {head: ["accuracy"] for head in heads}
+    metrics = {"weighted_metrics": accuracy} if len(heads) > 1 else {"metrics": accuracy}
+    model.compile(optimizer=make_optimizer(recipe, steps_per_epoch), loss=losses,
+                  steps_per_execution=STEPS_PER_EXECUTION, **metrics)
+
+
+def training_dataset(images: np.ndarray, targets, recipe: Recipe, sample_weights=None) -> tf.data.Dataset:
+    """Shuffled batches, augmented per the recipe: the input path `train` uses (and the benchmark measures)."""
+    return make_dataset(images, targets, recipe.batch_size, recipe.seed, shuffle=True,
+                        augmentation=recipe.augmentation, sample_weights=sample_weights)
+
+
+def validation_dataset(images: np.ndarray, targets, recipe: Recipe, sample_weights=None) -> tf.data.Dataset:
+    return make_dataset(images, targets, PREDICTION_BATCH_SIZE, recipe.seed, shuffle=False,
+                        sample_weights=sample_weights)
+
+
+def train_model(
+    model: keras.Model,
+    task_arrays: Mapping[str, Mapping[str, np.ndarray]],
     recipe: Recipe,
     callbacks: list[keras.callbacks.Callback],
 ) -> tuple[keras.callbacks.History, float]:

@@ -3,7 +3,7 @@
 Usage: python stages/evaluate.py MODEL SEED RUN_DIR PREPARED_ROOT [--params params.yaml]
 Reads RUN_DIR/model.keras, RUN_DIR/live/metrics.json and PREPARED_ROOT/<dataset>/ for each head;
 writes RUN_DIR/metrics.json and, per head (named after its task, or the dataset of a single-task
-model), reports/<head>.txt, confusion/<head>.csv and confusion_normalized/<head>.csv (DVC confusion
+model: every model has named heads), reports/<head>.txt, confusion/<head>.csv and confusion_normalized/<head>.csv (DVC confusion
 plots), figures/confusion_<head>.png and figures/samples_<head>.png. All of them are written to
 temporary paths and moved in together at the end, so a failure leaves none of them half-made.
 """
@@ -28,7 +28,7 @@ from cnn_comparison.determinism import determinism_settings, make_deterministic 
 from cnn_comparison.evaluation import (classification_metrics, metrics_record, predict_heads,  # noqa: E402
                                        write_head_outputs)
 from cnn_comparison.layout import (EVALUATION_OUTPUTS, LIVE_DIRECTORY, METRICS_FILE, MODEL_FILE,  # noqa: E402
-                                   data_directories, head_label)
+                                   data_directories)
 from cnn_comparison.limits import capped_test  # noqa: E402
 from cnn_comparison.params import load_params, model_spec, validated  # noqa: E402
 from cnn_comparison.provenance import provenance, runtime  # noqa: E402
@@ -67,9 +67,9 @@ def main(argv: list[str] | None = None) -> int:
             task = spec.tasks[head]
             class_names = params.datasets[task.dataset].class_names
             scores[head] = classification_metrics(labels, probabilities[head], class_names)
-            figure_title = (f"{spec.name} seed {spec.seed}" + ("" if head is None else f", {head} head")
+            figure_title = (f"{spec.name} seed {spec.seed}" + ("" if len(spec.tasks) == 1 else f", {head} head")
                             + ": test confusion matrix")
-            print(write_head_outputs(outputs, head_label(head, task.dataset), task.report_title, figure_title, images,
+            print(write_head_outputs(outputs, head, task.report_title, figure_title, images,
                                      labels, probabilities[head].argmax(axis=1), class_names))
         training_runtime = (training.get("provenance") or [None])[0]
         record = metrics_record(spec, scores, training, time.perf_counter() - start,
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
                                            runtime(determinism_settings())))
         atomic.write_json(outputs[METRICS_FILE], record)
     print(f"[evaluate {spec.name} seed {spec.seed}] " + ", ".join(
-        f"{'' if head is None else head + ' '}accuracy {head_scores['accuracy']:.4f}, macro F1 "
+        f"{'' if len(scores) == 1 else head + ' '}accuracy {head_scores['accuracy']:.4f}, macro F1 "
         f"{head_scores['f1_macro']:.4f}, loss {head_scores['loss']:.4f} on {head_scores['samples']} test images"
         for head, head_scores in scores.items())
         + f" in {time.perf_counter() - start:.1f} s")

@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     task_arrays = {head: capped_split(load_arrays(directory, ARRAY_NAMES), params.limits)
                    for head, directory in split_dirs.items()}
     images = ", ".join(f"{len(arrays['train_labels'])} training / {len(arrays['validation_labels'])} validation "
-                       f"images{'' if head is None else ' for ' + head}" for head, arrays in task_arrays.items())
+                       f"images{'' if len(task_arrays) == 1 else ' for ' + head}" for head, arrays in task_arrays.items())
     print(f"[train {spec.name} seed {spec.seed}] {model.count_params():,} parameters, {images}, up to "
           f"{recipe.epochs} epochs, batch {recipe.batch_size}, augmentation "
           f"{'on' if recipe.augmentation.enabled else 'off'}, deterministic ops")

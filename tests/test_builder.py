@@ -64,8 +64,9 @@ def test_a_model_belongs_to_one_study_and_runs_only_its_declared_seeds(params):
 
 def test_single_task_and_multitask_specs_have_their_heads(params):
     single = model_spec(validated(params), "fmnist_1", 42)
-    assert list(single.tasks) == [None] and single.tasks[None].dataset == "fashion"
-    assert single.tasks[None].report_title == "fmnist_1 Performance" and single.study == "fashion_cnns"
+    assert list(single.tasks) == ["fashion"] and single.tasks["fashion"].dataset == "fashion"
+    assert single.tasks["fashion"].report_title == "fmnist_1 Performance" and single.study == "fashion_cnns"
+    assert build_model(single).output_names == ["fashion"]  # one head, named after its dataset
     assert single.seed == single.recipe.seed == 42
     multitask = model_spec(validated(params), MULTITASK, 43)
     assert {task: head.dataset for task, head in multitask.tasks.items()} == {"digits": "mnist", "fashion": "fashion"}

@@ -31,9 +31,9 @@ def record(model: str, seed: int, accuracy: float | None = None, dataset: str = 
     common = {"model": model, "seed": seed, "training_time_seconds": 100.0 + seed, "training_cpu_seconds": 150.0,
               "epochs_run": 3, "epoch_of_saved_weights": 3, "parameter_count": 1234, "evaluation_time_seconds": 1.0,
               "provenance": [{"params": {}, "split": {}, "limits": dict(limits), "library_versions": {}}]}
-    if accuracy is not None:
-        return {**scores(accuracy, dataset), **common}
-    return {**common, **{head: scores(*value) for head, value in head_accuracies.items()}}
+    if accuracy is not None:  # a single-task model: one head, named after its dataset
+        return {**common, "heads": {dataset: scores(accuracy, dataset)}}
+    return {**common, "heads": {head: scores(*value) for head, value in head_accuracies.items()}}
 
 
 def study_table(accuracies: dict[str, list[float]]) -> pd.DataFrame:

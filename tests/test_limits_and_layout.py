@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from cnn_comparison.comparison import best_models, comparison_table, long_history, wide_history
-from cnn_comparison.layout import data_directories, head_label, run_directory
+from cnn_comparison.layout import data_directories, run_directory
 from cnn_comparison.limits import capped_recipe, capped_split
 from cnn_comparison.params import Limits, parse_recipe, validated
 
@@ -37,7 +37,6 @@ def test_a_run_has_its_own_directory_and_its_heads_their_data():
     assert run_directory(Path("results/study"), "fmnist_1", 43) == Path("results/study/fmnist_1/seed_43")
     assert data_directories(Path("data/split"), {"digits": "mnist", "fashion": "fashion"}) == {
         "digits": Path("data/split/mnist"), "fashion": Path("data/split/fashion")}
-    assert head_label(None, "fashion") == "fashion" and head_label("digits", "mnist") == "digits"
 
 
 def record(model, **heads):
@@ -45,9 +44,10 @@ def record(model, **heads):
                                         "f1_macro": accuracy, "loss": 0.3, "dataset": dataset}
     common = {"model": model, "training_time_seconds": 1.0, "training_cpu_seconds": 2.0, "parameter_count": 3,
               "epochs_run": 4}
-    if list(heads) == ["single"]:
-        return {**scores(*heads["single"]), **common}
-    return {**common, **{head: scores(*value) for head, value in heads.items()}}
+    if list(heads) == ["single"]:  # one head, named after its dataset
+        accuracy, dataset = heads["single"]
+        return {**common, "heads": {dataset: scores(accuracy, dataset)}}
+    return {**common, "heads": {head: scores(*value) for head, value in heads.items()}}
 
 
 def test_multitask_heads_become_rows_next_to_the_dedicated_models():

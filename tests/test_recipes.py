@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import yaml
 
+from cnn_comparison.builder import build_with_heads
 from cnn_comparison.evaluation import predict_heads
 from cnn_comparison.params import parse_recipe
 from cnn_comparison.training import compile_model, learning_rate_schedule, make_optimizer, one_hot, train_model
@@ -22,13 +23,14 @@ def recipe(**changes):
 
 
 def tiny_model() -> keras.Model:
-    return keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(10, activation="softmax")])
+    """One head named ``fashion``, as the builder names a single-task model's output."""
+    return build_with_heads("tiny", [keras.layers.Flatten()], {"fashion": [keras.layers.Dense(10, activation="softmax")]})
 
 
 def arrays(count=64, seed=0):
     rng = np.random.default_rng(seed)
     images, labels = rng.random((count, 28, 28, 1), dtype=np.float32), rng.integers(0, 10, size=count)
-    return {None: {"train_images": images, "train_labels": labels, "validation_images": images[:16],
+    return {"fashion": {"train_images": images, "train_labels": labels, "validation_images": images[:16],
                    "validation_labels": labels[:16]}}
 
 
@@ -104,8 +106,8 @@ def test_label_smoothing_moves_the_targets_away_from_one_hot():
     model = tiny_model()
     targets = one_hot(np.array([3]), 10)
     for smoothing in (0.0, 0.1):
-        compile_model(model, recipe(label_smoothing=smoothing))
-        loss = float(model.loss(targets, targets * 0.999 + 0.0001))
+        compile_model(model, recipe(label_smoothing=smoothing), ["fashion"])
+        loss = float(model.loss["fashion"](targets, targets * 0.999 + 0.0001))
         # A confident, correct prediction costs next to nothing only without smoothing.
         assert (loss < 0.01) == (smoothing == 0.0), smoothing
 
@@ -125,9 +127,9 @@ def test_with_ema_the_trained_model_holds_the_averaged_weights_and_logs_times():
 def test_test_time_flip_averages_the_image_and_its_mirror():
     model = tiny_model()
     images = np.random.default_rng(1).random((5, 28, 28, 1), dtype=np.float32)
-    plain = predict_heads(model, {None: images})[None]
-    mirrored = predict_heads(model, {None: images[:, :, ::-1]})[None]
-    flipped = predict_heads(model, {None: images}, test_time_flip=True)[None]
+    plain = predict_heads(model, {"fashion": images})["fashion"]
+    mirrored = predict_heads(model, {"fashion": images[:, :, ::-1]})["fashion"]
+    flipped = predict_heads(model, {"fashion": images}, test_time_flip=True)["fashion"]
     np.testing.assert_allclose(flipped, (plain + mirrored) / 2, rtol=1e-5)
     assert not np.allclose(plain, mirrored)  # a dense layer is not mirror-symmetric, so the test can fail
 
@@ -144,7 +146,7 @@ def test_prediction_runs_without_tf_data_autotuning(monkeypatch):
         return keras_predict(data, **kwargs)
 
     monkeypatch.setattr(model, "predict", recording_predict)
-    probabilities = predict_heads(model, {None: images}, test_time_flip=True)[None]
+    probabilities = predict_heads(model, {"fashion": images}, test_time_flip=True)["fashion"]
     assert [data.options().autotune.enabled for data in received] == [False, False]
-    direct = (np.asarray(model(images)) + np.asarray(model(images[:, :, ::-1]))) / 2
+    direct = (np.asarray(model(images)["fashion"]) + np.asarray(model(images[:, :, ::-1])["fashion"])) / 2
     np.testing.assert_allclose(probabilities, direct, rtol=1e-5, atol=1e-7)

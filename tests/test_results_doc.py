@@ -41,8 +41,8 @@ def record(model: str, seed: int, accuracy: float | dict[str, tuple[float, str]]
               "provenance": [{"params": {}, "seed": seed, "split": {},
                               "limits": dict(FULL if limits is None else limits), "library_versions": {}}]}
     if isinstance(accuracy, dict):
-        return {"model": model, **{task: scores(*value) for task, value in accuracy.items()}, **common}
-    return {**scores(accuracy, dataset), **common}
+        return {**common, "heads": {task: scores(*value) for task, value in accuracy.items()}}
+    return {**common, "heads": {dataset: scores(accuracy, dataset)}}
 
 
 def write_record(results: Path, study: str, metrics: dict) -> Path:
@@ -111,7 +111,7 @@ def test_only_runs_without_limits_count_as_full_data():
     assert is_full_data(record("m", 42, 0.9))
     assert is_full_data(record("m", 42, 0.9, limits={}))  # caps absent
     assert not is_full_data(record("m", 42, 0.9, limits={**FULL, "max_epochs": 1}))
-    assert not is_full_data({"model": "m", "accuracy": 0.9})  # no provenance: cannot tell how it was made
+    assert not is_full_data({"model": "m", "heads": {"fashion": {"accuracy": 0.9}}})  # no provenance: cannot tell how it was made
     assert not is_full_data(None)
 
 
