@@ -45,8 +45,9 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from cnn_comparison.arrays import load_arrays  # noqa: E402
-from cnn_comparison.builder import build_sequential  # noqa: E402
-from cnn_comparison.params import load_params, parse_recipe  # noqa: E402
+from cnn_comparison.builder import build_model, build_sequential  # noqa: E402
+from cnn_comparison.layout import run_directory  # noqa: E402
+from cnn_comparison.params import load_params, model_spec, validated  # noqa: E402
 from cnn_comparison.provenance import library_versions  # noqa: E402
 from cnn_comparison.sources import FILE_KEYS, acquire  # noqa: E402
 from cnn_comparison.training import (PREDICTION_BATCH_SIZE, class_counts, compile_model, make_dataset,  # noqa: E402
@@ -96,11 +97,19 @@ def reference_fitter(model, images, labels, recipe):
 
 
 def pipeline_fitter(model, images, labels, recipe):
-    """The pipeline's own path: stages/train.py -> cnn_comparison.training."""
-    compile_model(model, recipe)
-    (class_count,) = class_counts(model).values()
-    dataset = training_dataset(images, one_hot(labels, class_count), recipe)
-    return lambda timer: model.fit(dataset, epochs=1, callbacks=[timer], verbose=0, shuffle=False)
+    """The pipeline's own path: stages/train.py -> cnn_comparison.training, with op determinism on
+    as the train stage runs it (the reference side runs with it off, as the report's code did)."""
+    (head, class_count), = class_counts(model).items()
+    compile_model(model, recipe, [head])
+    dataset = training_dataset(images, {head: one_hot(labels, class_count)}, recipe)
+
+    def fit_one_epoch(timer):
+        tf.config.experimental.enable_op_determinism()
+        try:
+            return model.fit(dataset, epochs=1, callbacks=[timer], verbose=0, shuffle=False)
+        finally:
+            tf.config.experimental.disable_op_determinism()
+    return fit_one_epoch
 
 
 def inference_seconds_per_image(model, images, pipeline: bool) -> float:
@@ -121,12 +130,13 @@ def measure_training(params: dict, model_names: list[str], images: np.ndarray, l
     are interleaved as finely as Keras allows and the ratio is taken of per-side medians.
     """
     results = {}
+    checked = validated(params)
     for name in model_names:
-        entry = params["models"][name]
-        recipe = parse_recipe(f"models.{name}.training", entry["training"])
+        spec = model_spec(checked, name, checked.studies[checked.study_of(name)].seeds[0])
+        recipe = spec.recipe
         keras.backend.clear_session()
         keras.utils.set_random_seed(recipe.seed)
-        models = {side: build_sequential(name, entry["layers"]) for side in ("reference", "pipeline")}
+        models = {"reference": build_sequential(name, params["models"][name]["layers"]), "pipeline": build_model(spec)}
         fitters = {"reference": reference_fitter(models["reference"], images, labels, recipe),
                    "pipeline": pipeline_fitter(models["pipeline"], images, labels, recipe)}
         throughput = {"reference": [], "pipeline": []}
@@ -239,14 +249,17 @@ def measure_pipeline_overhead(params: dict, model_names: list[str], workdir: Pat
     evaluate, evaluate_cpu = {}, {}
     out = workdir / "evaluate"
     for name in model_names:
-        # A copy of the model's results directory, so the project's own outputs stay as DVC left them.
+        # A copy of the run's results directory, so the project's own outputs stay as DVC left them.
+        checked = validated(copy_params)
+        study = checked.study_of(name)
+        seed = checked.studies[study].seeds[0]
         model_dir = out / name
-        shutil.copytree(project / "results" / copy_params["models"][name]["study"] / name, model_dir)
-        command = [sys.executable, "stages/evaluate.py", name, str(model_dir), "data/prepared/fashion",
+        shutil.copytree(run_directory(project / "results" / study, name, seed), model_dir)
+        command = [sys.executable, "stages/evaluate.py", name, str(seed), str(model_dir), "data/prepared",
                    "--params", str(full_params)]
         wall, cpu = run_timed(command, project, env)
         evaluate[name], evaluate_cpu[name] = round(wall, 2), round(cpu, 2)
-        assert json.loads((model_dir / "metrics.json").read_text())["samples"] == 10000
+        assert json.loads((model_dir / "metrics.json").read_text())["heads"]["fashion"]["samples"] == 10000
     return {"data_stage_seconds": stages, "data_stages_total_seconds": round(sum(stages.values()), 2),
             "noop_repro_seconds": round(statistics.median(noop), 2), "evaluate_seconds": evaluate,
             "evaluate_cpu_seconds": evaluate_cpu}, project

@@ -1,7 +1,7 @@
 """Compare the models of one study over its seeds: tables built with pandas, tests with SciPy.
 
-One training run is one draw: another seed moves test accuracy by a few tenths of a point
-(benchmarks/results/seed_variance_*.json), as much as some gaps between models. So every number
+One training run is one draw: another seed moved test accuracy by up to a few tenths of a point in
+earlier runs, as much as some gaps between models. So every number
 here is over the study's seeds (mean, sample standard deviation, min, max), and two models are
 said to differ only when Welch's t-test on their per-seed test accuracies says so.
 """

@@ -233,3 +233,18 @@ def test_aggregate_keeps_a_run_whose_training_log_is_missing(project, tmp_path):
     assert "fmnist_1" in set(pd.read_csv(tmp_path / "out" / "table.csv")["model"])
     assert "fmnist_1" not in set(pd.read_csv(tmp_path / "out" / "validation_accuracy.csv")["model"])
     assert "fmnist_2" in set(pd.read_csv(tmp_path / "out" / "accuracy_by_time.csv")["model"])
+
+
+def test_a_refactor_that_keeps_the_numbers_is_recorded_with_dvc_commit(project, run_params):
+    """docs/pipeline.md, "Refactoring without retraining": after the same-bytes check, `dvc commit`
+    records the new code for the affected stages and nothing retrains."""
+    work, env, _ = project
+    training_code = work / "cnn_comparison" / "training.py"
+    training_code.write_text(training_code.read_text() + "\n# a comment: the numbers cannot change\n")
+    stale = set(json.loads(run(dvc("status", "--json"), work, env)))
+    train_stages = {name for name in stale if name.startswith("train_")}
+    assert "train_fashion_cnns@fmnist_1-42" in train_stages and stale - train_stages <= {
+        name for name in stale if name.startswith("evaluate_")}
+    run(dvc("commit", "-f", *sorted(stale)), work, env)
+    assert set(json.loads(run(dvc("status", "--json"), work, env))) == set()
+    assert stages_run(run(dvc("repro"), work, env)) == set()
