@@ -174,13 +174,24 @@ def environment_info() -> dict:
             "numpy": versions[2], "cpu_flags": sorted(set(flags) & {"avx512f", "avx512_bf16", "amx_bf16", "avx2"})}
 
 
+def cpu_ratio(comparison: dict) -> float:
+    """Ratio of medians of images per CPU second (timed epochs): less sensitive than wall time to
+    other processes taking the cores, though not immune (shared caches, spinning thread pools)."""
+    def per_cpu_second(run: dict) -> float:
+        return run["images_per_second"] * sum(run["epoch_wall_seconds"][1:]) / sum(run["epoch_cpu_seconds"][1:])
+    medians = {variant: statistics.median(per_cpu_second(run) for run in comparison["runs"] if run["variant"] == variant)
+               for variant in (comparison["a"], comparison["b"])}
+    return medians[comparison["b"]] / medians[comparison["a"]]
+
+
 def table(comparisons: list[dict], label: str) -> list[str]:
-    lines = [f"| model | {label} ratio of medians | per-round ratios | images/s A (raw) | images/s B (raw) | "
-             "final loss A | final loss B |", "|---|---|---|---|---|---|---|"]
+    lines = [f"| model | {label} ratio of medians | per-round ratios | same, per CPU second | images/s A (raw) | "
+             "images/s B (raw) | final loss A | final loss B |", "|---|---|---|---|---|---|---|---|"]
     for c in comparisons:
         def raw(values: list[float], digits: int = 0) -> str:
             return ", ".join(f"{v:.{digits}f}" for v in values)
         lines.append(f"| {c['model']} | **{c['ratio_of_medians']:.3f}** | {raw(c['per_round_ratios'], 3)} | "
+                     f"{cpu_ratio(c):.3f} | "
                      f"{c['a']}: {raw(c['images_per_second'][c['a']])} | {c['b']}: {raw(c['images_per_second'][c['b']])} | "
                      f"{raw(c['final_loss'][c['a']], 3)} | {raw(c['final_loss'][c['b']], 3)} |")
     return lines
@@ -219,12 +230,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-determinism", action="store_true")
     parser.add_argument("--no-diagnose", action="store_true", help="no op-determinism-off round below the target")
     parser.add_argument("--output-dir", type=Path, default=RESULTS)
+    parser.add_argument("--markdown-only", action="store_true", help="rewrite the .md from the existing .json")
     parser.add_argument("--worker", nargs=2, metavar=("VARIANT", "MODEL"), help=argparse.SUPPRESS)
     parser.add_argument("--tree", help=argparse.SUPPRESS)
     arguments = parser.parse_args(argv)
     if arguments.worker:
         result = worker(arguments.tree, *arguments.worker, arguments.images, arguments.epochs)
         print(RESULT_PREFIX + json.dumps(result), flush=True)
+        return 0
+    if arguments.markdown_only:
+        report = json.loads((arguments.output_dir / "training_cost.json").read_text())
+        write_markdown(report, arguments.output_dir / "training_cost.md")
         return 0
 
     trees = {"old": arguments.old_tree.resolve(), "new": arguments.new_tree.resolve()}
@@ -251,12 +267,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{model_name}: {b}/{a} {ratio:.3f}", flush=True)
         return ratio
 
-    if not arguments.skip_determinism:
-        below = [name for name in arguments.models if compare("determinism", "old", "new", name) < TARGET]
-        for model_name in [] if arguments.no_diagnose else below:
-            compare("diagnosis", "new", "new_nondet", model_name)
+    below = [] if arguments.skip_determinism else [
+        name for name in arguments.models if compare("determinism", "old", "new", name) < TARGET]
     for model_name in arguments.precision_models if arguments.precision else []:
         compare("precision", "new", "new_bf16", model_name)
+    for model_name in [] if arguments.no_diagnose else below:  # last: it only explains a miss
+        compare("diagnosis", "new", "new_nondet", model_name)
     save()
     print(f"load after: {report['uptime_after']}", flush=True)
     return 0
