@@ -27,6 +27,9 @@ def without_times(value: Any) -> Any:
 
 
 def weight_bytes(model_path: Path) -> list[bytes]:
+    from cnn_comparison.console import readable_stage_output
+
+    readable_stage_output()  # no TensorFlow start-up noise around the verdict
     import keras
     import numpy as np
 
