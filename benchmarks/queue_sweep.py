@@ -32,18 +32,38 @@ sys.path.insert(0, str(PROJECT_ROOT))  # devtools/, when run as `python benchmar
 from devtools.project_copies import SMALL_LIMITS, copy_project, dvc, git, run, tool_environment  # noqa: E402
 
 from cnn_comparison import atomic  # noqa: E402
+from cnn_comparison.layout import LIVE_DIRECTORY, METRICS_FILE, run_directory  # noqa: E402
 from cnn_comparison.provenance import library_versions  # noqa: E402
 
 MODEL = "fmnist_3"
-TARGET = f"evaluate@{MODEL}"  # train@fmnist_3 and evaluate@fmnist_3; data stages come from the cache
-# Experiments are ranked on the validation split (DVCLive's last epoch), never on the test set:
-# picking the best of many by test accuracy would overstate the winner's test accuracy.
-RESULTS = f"results/fashion_cnns/{MODEL}"
-RANKING_METRIC = f"{RESULTS}/live/metrics.json:eval.accuracy"
+STUDY = "fashion_cnns"  # the study that lists fmnist_3 in params.yaml
+HEAD = "fashion"  # a single-task model's one head is named after its dataset
 LEARNING_RATE = f"models.{MODEL}.training.learning_rate"
 DROPOUT = f"models.{MODEL}.layers.3.rate"  # the first dropout layer of fmnist_3
-SEED = f"models.{MODEL}.training.seed"
+# Seeds are the study's list, not a recipe key: each experiment runs the study on the one seed
+# `[<seed>]`, and the stages and results directory of fmnist_3 carry that seed in their names.
+SEEDS = f"studies.{STUDY}.seeds"
 GRID = {LEARNING_RATE: [0.0005, 0.002], DROPOUT: [0.1, 0.4]}
+
+
+def target(seed: int) -> str:
+    """`evaluate_fashion_cnns@fmnist_3-<seed>`: it and its train stage; data stages come from the cache."""
+    return f"evaluate_{STUDY}@{MODEL}-{seed}"
+
+
+def results_directory(seed: int) -> str:
+    """``results/fashion_cnns/fmnist_3/seed_<seed>``: the experiment's run of fmnist_3."""
+    return run_directory(Path("results") / STUDY, MODEL, seed).as_posix()
+
+
+def ranking_metric(seed: int) -> str:
+    """DVCLive's last-epoch validation accuracy of the run with ``seed``, as `dvc exp show` names it.
+
+    Experiments are ranked on the validation split, never on the test set: picking the best of
+    many by test accuracy would overstate the winner's test accuracy.
+    """
+    return f"{results_directory(seed)}/{LIVE_DIRECTORY}/metrics.json:eval.accuracy"
+
 STATUSES = {"Queued", "Running", "Success", "Failed"}  # as `dvc queue status` prints them
 FINISHED = {"Success", "Failed"}
 
@@ -65,7 +85,8 @@ def queue_grid(project: Path, env: dict, seed: int) -> list[str]:
     """Queue the grid (one experiment per combination); return the names DVC gave them."""
     overrides = [argument for key, values in GRID.items()
                  for argument in ("-S", f"{key}={','.join(str(value) for value in values)}")]
-    output = run(dvc("exp", "run", "--queue", TARGET, *overrides, "-S", f"{SEED}={seed}"), project, env)
+    # `[<seed>]` is one list value for Hydra's override grammar (`a,b` would be a sweep).
+    output = run(dvc("exp", "run", "--queue", target(seed), *overrides, "-S", f"{SEEDS}=[{seed}]"), project, env)
     names = re.findall(r"Queued experiment '([^']+)'", output)
     assert len(names) == len(list(itertools.product(*GRID.values()))), output
     return names
@@ -102,25 +123,33 @@ def shown_experiments(project: Path, env: dict) -> dict[str, dict]:
         for experiment in baseline.get("experiments") or []:
             revision = experiment["revs"][0]
             data = revision.get("data") or {}
-            model = data.get("params", {}).get("params.yaml", {}).get("data", {}).get("models", {}).get(MODEL, {})
+            params = data.get("params", {}).get("params.yaml", {}).get("data", {})
+            model = params.get("models", {}).get(MODEL, {})
+            seeds = params.get("studies", {}).get(STUDY, {}).get("seeds") or []
+            seed = seeds[0] if len(seeds) == 1 else None  # the sweep runs one seed per experiment
             metrics = data.get("metrics", {})
-            test = metrics.get(f"{RESULTS}/metrics.json", {}).get("data", {})
-            training_log = metrics.get(f"{RESULTS}/live/metrics.json", {}).get("data", {})
+            results = results_directory(seed)
+            test = metrics.get(f"{results}/{METRICS_FILE}", {}).get("data", {})
+            training_log = metrics.get(f"{results}/{LIVE_DIRECTORY}/metrics.json", {}).get("data", {})
             shown[experiment["name"]] = {
                 "learning_rate": model.get("training", {}).get("learning_rate"),
                 "dropout": (model.get("layers") or [{}] * 4)[3].get("rate"),
-                "seed": model.get("training", {}).get("seed"),
+                "seed": seed,
                 "validation_accuracy": training_log.get("eval", {}).get("accuracy"),
-                "accuracy": test.get("accuracy"),
+                "accuracy": test.get("heads", {}).get(HEAD, {}).get("accuracy"),
             }
     return shown
 
 
-def ranked_experiments(project: Path, env: dict) -> list[str]:
-    """Experiment names, best validation accuracy first, as `dvc exp show --sort-by` orders them."""
-    table = run(dvc("exp", "show", "--sort-by", RANKING_METRIC, "--sort-order", "desc", "--csv"), project, env)
-    # Baseline rows (workspace, the branch) have no experiment name.
-    return [row["Experiment"] for row in csv.DictReader(io.StringIO(table)) if row["Experiment"]]
+def ranked_experiments(project: Path, env: dict, seed: int) -> list[str]:
+    """The experiments run on ``seed``, best validation accuracy first, as `dvc exp show --sort-by` orders them.
+
+    Each seed writes its own results directory, so one sort column ranks one seed's experiments.
+    """
+    metric = ranking_metric(seed)
+    table = run(dvc("exp", "show", "--sort-by", metric, "--sort-order", "desc", "--csv"), project, env)
+    # Baseline rows (workspace, the branch) have no experiment name; other seeds' rows have no value.
+    return [row["Experiment"] for row in csv.DictReader(io.StringIO(table)) if row["Experiment"] and row.get(metric)]
 
 
 def measure(rounds: int, worker_counts: list[int], workdir: Path, timeout_seconds: float) -> dict:
@@ -143,7 +172,10 @@ def measure(rounds: int, worker_counts: list[int], workdir: Path, timeout_second
             results.append(result)
             print(json.dumps(result), flush=True)
     shown = shown_experiments(project, env)
-    best = ranked_experiments(project, env)[0]
+    # The best of each round's ranking, then the best of those (each round has its own seed).
+    leaders = [ranking[0] for ranking in (ranked_experiments(project, env, result["seed"]) for result in results)
+               if ranking]
+    best = max(leaders, key=lambda name: shown[name]["validation_accuracy"])
     summary = {}
     for workers in worker_counts:
         mine = [result for result in results if result["workers"] == workers]
@@ -157,7 +189,7 @@ def measure(rounds: int, worker_counts: list[int], workdir: Path, timeout_second
         }
     return {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "cpu_count": os.cpu_count(), "model": MODEL, "grid": GRID, "target": TARGET,
+        "cpu_count": os.cpu_count(), "model": MODEL, "grid": GRID, "target": target("<seed>"),
         "limits": SMALL_LIMITS,
         "library_versions": library_versions(), "rounds": results, "summary": summary,
         "best_by_validation_accuracy": {"name": best, **shown[best]},

@@ -68,7 +68,7 @@ def copy_project(project_root: Path, destination: Path, limits: dict = SMALL_LIM
     for name, value in limits.items():
         set_value(destination / "params.yaml", rf"^  {name}: null", f"  {name}: {value}")
     for study, study_seeds in seeds.items():
-        set_value(destination / "params.yaml", rf"(^  {study}:\n(?:    .*\n)*?    seeds: )\[[^\]]*\]",
+        set_value(destination / "params.yaml", rf"(^  {study}:\n(?:    [^\n]*\n)*?    seeds: )\[[^\]]*\]",
                   rf"\g<1>{study_seeds}")
     env = tool_environment()
     run(["git", "init", "-q", "-b", "main"], destination, env)

@@ -20,8 +20,8 @@ import pytest
 import yaml
 
 import queue_sweep
-from cnn_comparison.layout import MODEL_FILE
-from cnn_comparison.params import load_params, model_spec
+from cnn_comparison.layout import MODEL_FILE, run_directory
+from cnn_comparison.params import load_params, validated
 from devtools.project_copies import copy_run_project, dvc, git, run, set_value, stages_run, tool_environment
 from servers import openssh_server, s3_server
 
@@ -31,13 +31,23 @@ BUCKET = "team-dvc"
 SWEEP_ROUNDS = 1
 SWEEP_WORKERS = 2
 TIMINGS: dict[str, float] = {}
-PARAMS = load_params(Path(__file__).resolve().parents[1] / "params.yaml")
+PARAMS = validated(load_params(Path(__file__).resolve().parents[1] / "params.yaml"))
 AGGREGATE = "aggregate@fashion_cnns"
 
 
+def first_seed(model: str) -> int:
+    """The seed of a model's run that `artifacts:` points at: its study's first (the tests' copy keeps it)."""
+    return PARAMS.studies[PARAMS.study_of(model)].seeds[0]
+
+
+def stage(step: str, model: str, seed: int | None = None) -> str:
+    """A run's stage name in dvc.yaml, e.g. `train_fashion_cnns@fmnist_3-42` (the first seed by default)."""
+    return f"{step}_{PARAMS.study_of(model)}@{model}-{first_seed(model) if seed is None else seed}"
+
+
 def model_file(model: str) -> str:
-    """Where a model's trained weights live in a project (results/<study>/<model>/model.keras)."""
-    return f"results/{model_spec(PARAMS, model).study}/{model}/{MODEL_FILE}"
+    """Where a model's first-seed run keeps its weights (results/<study>/<model>/seed_<seed>/model.keras)."""
+    return (run_directory(Path("results") / PARAMS.study_of(model), model, first_seed(model)) / MODEL_FILE).as_posix()
 
 
 def timed(name: str, command: list[str], cwd: Path, env: dict, check: bool = True) -> str:
@@ -66,7 +76,7 @@ def team(tmp_path_factory, small_pipeline_run, servers):
     env = tool_environment(HOME=servers["ssh"]["home"], **servers["s3"]["credentials"])
     run(["git", "init", "-q", "--bare", "-b", "main", str(origin)], root, env)
     run_project, run_output = small_pipeline_run
-    assert "train@fmnist_1" in stages_run(run_output)
+    assert stage("train", "fmnist_1") in stages_run(run_output)
     clone_a = copy_run_project(run_project, root / "a")
     run(["git", "remote", "add", "origin", str(origin)], clone_a, env)
     ssh = servers["ssh"]
@@ -124,8 +134,11 @@ def assert_up_to_date_without_training(clone: Path, reference: Path, env: dict, 
         pulled = clone / model_file(model)
         assert filecmp.cmp(pulled, reference / model_file(model), shallow=False)
         assert pulled.stat().st_mtime < started, "repro must not have rewritten the pulled model"
-    for metrics in (reference / "results").glob("*/*/metrics.json"):
+    compared = 0
+    for metrics in (reference / "results").glob("*/*/seed_*/metrics.json"):  # every run of every study
+        compared += 1
         assert filecmp.cmp(metrics, clone / metrics.relative_to(reference), shallow=False)
+    assert compared >= len(PARAMS.models), compared
 
 
 def test_shared_directory_remote_team_workflow(team):
@@ -134,7 +147,7 @@ def test_shared_directory_remote_team_workflow(team):
     run(dvc("exp", "run", "--queue", "-n", "lr-queued", "-S", "models.fmnist_3.training.learning_rate=0.0005"),
         clone_a, env)
     experiment_output = run(dvc("exp", "run", "--run-all"), clone_a, env)
-    assert "train@fmnist_3" in stages_run(experiment_output)
+    assert stage("train", "fmnist_3") in stages_run(experiment_output)
     timed("clone A: dvc push --run-cache (shared directory)", dvc("push", "--run-cache"), clone_a, env)
     run(dvc("exp", "push", "origin", "lr-queued"), clone_a, env)
 
@@ -149,16 +162,17 @@ def test_shared_directory_remote_team_workflow(team):
     # The run cache: asking for the experiment's params restores its outputs instead of training.
     set_value(clone_b / "params.yaml", r"(  fmnist_3:.*?learning_rate: )0\.001", r"\g<1>0.0005")
     output = run(dvc("repro", "--pull"), clone_b, env)
-    assert "Stage 'train@fmnist_3' is cached - skipping run" in output, output
+    assert f"Stage '{stage('train', 'fmnist_3')}' is cached - skipping run" in output, output
     # Evaluation writes git-tracked files, whose content `dvc push --run-cache` does not carry, so
     # it is recomputed from the restored model (seconds), and so is the aggregate; training is not.
-    assert stages_run(output) <= {"evaluate@fmnist_3", AGGREGATE}, output
+    assert stages_run(output) <= {stage("evaluate", "fmnist_3"), AGGREGATE}, output
     run(["git", "checkout", "params.yaml"], clone_b, env)
     run(dvc("checkout"), clone_b, env)
 
     # B changes one model: only that model retrains; A then gets B's model without training.
     set_value(clone_b / "params.yaml", r"(  fmnist_3:.*?learning_rate: )0\.001", r"\g<1>0.003")
-    assert stages_run(run(dvc("repro"), clone_b, env)) == {"train@fmnist_3", "evaluate@fmnist_3", AGGREGATE}
+    assert stages_run(run(dvc("repro"), clone_b, env)) == {stage("train", "fmnist_3"), stage("evaluate", "fmnist_3"),
+                                                          AGGREGATE}
     run(git("commit", "-qam", "fmnist_3: learning rate 0.003"), clone_b, env)
     run(git("push", "-q", "origin", "main"), clone_b, env)
     run(dvc("push"), clone_b, env)
@@ -199,28 +213,28 @@ def test_two_machines_train_different_models_and_a_third_trains_nothing(team):
     run(git("commit", "-qam", "fmnist_4, fmnist_6: learning rate 0.002"), planner, env)
     run(git("push", "-q", "origin", "main"), planner, env)
 
-    # Two machines at once, one shared remote: `dvc repro --pull train@X`, then push the run cache.
+    # Two machines at once, one shared remote: `dvc repro --pull train_<study>@X-<seed>`, then push the run cache.
     # Neither commits: the run cache alone carries their work.
     machines = {name: fresh_clone(team, name) for name in trained}
     started = time.perf_counter()
     processes = {
         name: subprocess.Popen(
-            f"{shlex.join(dvc('repro', '--pull', f'train@{model}'))} && {shlex.join(dvc('push', '--run-cache'))}",
+            f"{shlex.join(dvc('repro', '--pull', stage('train', model)))} && {shlex.join(dvc('push', '--run-cache'))}",
             shell=True, cwd=machines[name], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         for name, model in trained.items()}
     outputs = {name: process.communicate(timeout=900)[0] for name, process in processes.items()}
-    TIMINGS["two machines: dvc repro --pull train@X + dvc push --run-cache, in parallel"] = round(
+    TIMINGS["two machines: dvc repro --pull train_<study>@X-<seed> + dvc push --run-cache, in parallel"] = round(
         time.perf_counter() - started, 1)
     for name, model in trained.items():
         assert processes[name].returncode == 0, outputs[name][-4000:]
-        assert stages_run(outputs[name]) == {f"train@{model}"}, outputs[name]  # data stages were pulled
+        assert stages_run(outputs[name]) == {stage("train", model)}, outputs[name]  # data stages were pulled
 
     # A third machine reproduces the whole study: both trainings come from the run cache.
     third = fresh_clone(team, "machine-3")
     output = timed("machine 3: dvc repro --pull (two models trained elsewhere)", dvc("repro", "--pull"), third, env)
     for model in trained.values():
-        assert f"Stage 'train@{model}' is cached - skipping run" in output, output
-    assert stages_run(output) == {*(f"evaluate@{model}" for model in trained.values()), AGGREGATE}, output
+        assert f"Stage '{stage('train', model)}' is cached - skipping run" in output, output
+    assert stages_run(output) == {*(stage("evaluate", model) for model in trained.values()), AGGREGATE}, output
     for name, model in trained.items():
         assert filecmp.cmp(third / model_file(model), machines[name] / model_file(model),
                            shallow=False)
@@ -241,16 +255,23 @@ def test_sweep_on_the_queue_with_two_workers_and_the_best_applied(team):
 
     Upstream reports intermittent failures with several workers; the grid runs once here (about
     100 s of CI per round), and benchmarks/queue_sweep.py repeats it and times 1 against 2 workers.
+    Seeds are a study's list (`studies.fashion_cnns.seeds`), so a round on another seed makes its
+    own stages (`evaluate_fashion_cnns@fmnist_3-<seed>`) and its own results directory. The first
+    round keeps the study's seed (its grid never ran, so the run cache has nothing to answer with),
+    which keeps the applied best one of the study's declared runs; later rounds take new seeds.
     """
     env = team["env"]
     run(dvc("push"), team["a"], env)  # whatever clone A has is on the remote, whichever test ran before
     project = fresh_clone(team, "sweeper")
     run(dvc("pull"), project, env)
+    baseline = load_params(project / "params.yaml")
+    study_seeds = baseline["studies"][queue_sweep.STUDY]["seeds"]
+    round_seeds = [study_seeds[0] + index for index in range(SWEEP_ROUNDS)]
     queued = {}
-    for seed in range(SWEEP_ROUNDS):
+    for index, seed in enumerate(round_seeds):
         names = queue_sweep.queue_grid(project, env, seed)
         seconds = queue_sweep.run_queue(project, env, names, SWEEP_WORKERS, timeout_seconds=900)
-        TIMINGS[f"sweeper: 2x2 grid on {SWEEP_WORKERS} queue workers, round {seed + 1}"] = round(seconds, 1)
+        TIMINGS[f"sweeper: 2x2 grid on {SWEEP_WORKERS} queue workers, round {index + 1}"] = round(seconds, 1)
         statuses = queue_sweep.queue_statuses(project, env)
         assert {name: statuses.get(name) for name in names} == dict.fromkeys(names, "Success"), statuses
         queued.update(dict.fromkeys(names, seed))
@@ -259,7 +280,7 @@ def test_sweep_on_the_queue_with_two_workers_and_the_best_applied(team):
     shown = queue_sweep.shown_experiments(project, env)
     assert set(queued) <= set(shown), (queued, shown)
     grid = set(itertools.product(*queue_sweep.GRID.values()))
-    for seed in range(SWEEP_ROUNDS):
+    for seed in round_seeds:
         combinations = [(shown[name]["learning_rate"], shown[name]["dropout"])
                         for name in queued if queued[name] == seed]
         assert sorted(combinations) == sorted(grid)
@@ -267,22 +288,30 @@ def test_sweep_on_the_queue_with_two_workers_and_the_best_applied(team):
     for name in queued:
         assert 0.0 <= shown[name]["validation_accuracy"] <= 1.0 and 0.0 <= shown[name]["accuracy"] <= 1.0
 
-    # `dvc exp show --sort-by` ranks them on validation accuracy; `dvc exp apply` brings the best
-    # into the workspace.
-    ranking = queue_sweep.ranked_experiments(project, env)
-    assert sorted(ranking) == sorted(queued)
-    accuracies = [shown[name]["validation_accuracy"] for name in ranking]
-    assert accuracies == sorted(accuracies, reverse=True)
-    best = shown[ranking[0]]
-    run(dvc("exp", "apply", ranking[0]), project, env)
-    model = yaml.safe_load((project / "params.yaml").read_text())["models"][queue_sweep.MODEL]
-    assert (model["training"]["learning_rate"], model["layers"][3]["rate"], model["training"]["seed"]) == (
-        best["learning_rate"], best["dropout"], best["seed"])
-    metrics = json.loads((project / queue_sweep.RESULTS / "metrics.json").read_text())
-    assert metrics["accuracy"] == best["accuracy"]
-    # The applied experiment is a finished run of its target: only the comparison table, which
-    # the sweep left out, is refreshed.
-    assert stages_run(run(dvc("repro"), project, env)) == {AGGREGATE}
+    # `dvc exp show --sort-by` ranks them on validation accuracy (one seed's results file per
+    # ranking); `dvc exp apply` brings the best into the workspace.
+    leaders = []
+    for seed in round_seeds:
+        ranking = queue_sweep.ranked_experiments(project, env, seed)
+        assert sorted(ranking) == sorted(name for name in queued if queued[name] == seed)
+        accuracies = [shown[name]["validation_accuracy"] for name in ranking]
+        assert accuracies == sorted(accuracies, reverse=True)
+        leaders.append(ranking[0])
+    best_name = max(leaders, key=lambda name: shown[name]["validation_accuracy"])
+    best = shown[best_name]
+    run(dvc("exp", "apply", best_name), project, env)
+    applied = yaml.safe_load((project / "params.yaml").read_text())
+    model, seeds = applied["models"][queue_sweep.MODEL], applied["studies"][queue_sweep.STUDY]["seeds"]
+    assert (model["training"]["learning_rate"], model["layers"][3]["rate"], seeds) == (
+        best["learning_rate"], best["dropout"], [best["seed"]])
+    metrics = json.loads((project / queue_sweep.results_directory(best["seed"]) / "metrics.json").read_text())
+    assert metrics["heads"][queue_sweep.HEAD]["accuracy"] == best["accuracy"] and metrics["seed"] == best["seed"]
+    # The applied experiment is a finished run of its target: only what the sweep left out runs, the
+    # comparison table (and, had a later round's seed won, the study's other models on that seed).
+    left_out = set() if best["seed"] in study_seeds else {
+        stage(step, other, best["seed"]) for other in baseline["studies"][queue_sweep.STUDY]["models"]
+        if other != queue_sweep.MODEL for step in ("train", "evaluate")}
+    assert stages_run(run(dvc("repro"), project, env)) == {AGGREGATE} | left_out
 
 
 @pytest.mark.parametrize("remote", ["ssh", "s3"])
