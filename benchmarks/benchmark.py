@@ -104,11 +104,14 @@ def pipeline_fitter(model, images, labels, recipe):
     dataset = training_dataset(images, {head: one_hot(labels, class_count)}, recipe)
 
     def fit_one_epoch(timer):
-        tf.config.experimental.enable_op_determinism()
+        # TensorFlow has a public switch on but none off: the off switch is its internal one.
+        from tensorflow.python.framework import config as framework_config
+
+        framework_config.enable_op_determinism()
         try:
             return model.fit(dataset, epochs=1, callbacks=[timer], verbose=0, shuffle=False)
         finally:
-            tf.config.experimental.disable_op_determinism()
+            framework_config.disable_op_determinism()
     return fit_one_epoch
 
 

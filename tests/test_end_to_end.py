@@ -81,7 +81,8 @@ def test_results_of_every_run_are_sane(project, run_params):
         metrics = json.loads((run_dir / "metrics.json").read_text())
         tasks = entry.get("tasks") or {entry["dataset"]: {
             "dataset": entry["dataset"], "report_title": entry.get("report_title", f"{name} Performance")}}
-        head_scores = {task: metrics[task] if "tasks" in entry else metrics for task in tasks}
+        head_scores = {task: metrics["heads"][task] for task in tasks}
+        assert set(metrics["heads"]) == set(tasks), name
         for task, scores in head_scores.items():
             for key in ("accuracy", "precision_macro", "recall_macro", "f1_macro"):
                 assert 0.0 <= scores[key] <= 1.0, (name, key)
