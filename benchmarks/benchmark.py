@@ -64,6 +64,9 @@ TARGETS = {"plain_throughput_ratio": 1.0, "augmented_throughput_ratio": 1.5,
 TARGET_MACHINE_REFERENCE_IMAGES_PER_SECOND = {
     "fmnist_1": 391.0, "fmnist_2": 395.0, "fmnist_3": 1554.0, "fmnist_4": 1000.0, "fmnist_5": 534.0, "fmnist_6": 1132.0}
 SECONDS_TARGETS = ("noop_repro_seconds", "data_stages_seconds", "evaluate_seconds")
+# A no-op `dvc repro` checks every stage: its 3.0 s target was set for the 30 stages of the
+# small-limits project before seeds became a pipeline axis, so it is held per stage.
+NOOP_TARGET_STAGES = 30
 MODES = {  # images per epoch; measured epochs per side after one warm-up epoch
     "quick": {"images": 512, "measured_epochs": 4},
     "full": {"images": 4096, "measured_epochs": 6},
@@ -264,7 +267,8 @@ def measure_pipeline_overhead(params: dict, model_names: list[str], workdir: Pat
         evaluate[name], evaluate_cpu[name] = round(wall, 2), round(cpu, 2)
         assert json.loads((model_dir / "metrics.json").read_text())["heads"]["fashion"]["samples"] == 10000
     return {"data_stage_seconds": stages, "data_stages_total_seconds": round(sum(stages.values()), 2),
-            "noop_repro_seconds": round(statistics.median(noop), 2), "evaluate_seconds": evaluate,
+            "noop_repro_seconds": round(statistics.median(noop), 2), "stage_count": stage_count(copy_params),
+            "evaluate_seconds": evaluate,
             "evaluate_cpu_seconds": evaluate_cpu}, project
 
 
@@ -295,8 +299,21 @@ def machine_slowdown(training: dict) -> float:
     return round(max(1.0, statistics.median(ratios)), 2)
 
 
-def scaled_targets(slowdown: float) -> dict[str, float]:
-    return {key: round(value * slowdown, 1) if key in SECONDS_TARGETS else value for key, value in TARGETS.items()}
+def stage_count(params: dict) -> int:
+    """Stages of dvc.yaml for these params: download/prepare/split per dataset, an aggregate per
+    study, a train and an evaluate stage per model and seed."""
+    checked = validated(params)
+    return (3 * len(checked.datasets) + len(checked.studies)
+            + sum(2 * len(study.models) * len(study.seeds) for study in checked.studies.values()))
+
+
+def run_targets(stages: int) -> dict[str, float]:
+    """The targets for a project of ``stages`` stages (only the no-op repro depends on it)."""
+    return {**TARGETS, "noop_repro_seconds": round(TARGETS["noop_repro_seconds"] * stages / NOOP_TARGET_STAGES, 2)}
+
+
+def scaled_targets(slowdown: float, targets: dict[str, float]) -> dict[str, float]:
+    return {key: round(value * slowdown, 1) if key in SECONDS_TARGETS else value for key, value in targets.items()}
 
 
 def check_targets(report: dict, allowance: float) -> dict[str, str]:
@@ -372,11 +389,11 @@ def main(argv: list[str] | None = None) -> int:
         "date": datetime.date.today().isoformat(),
         "machine": f"{os.cpu_count()} CPU cores, {platform.machine()}, no GPU" if not tf.config.list_physical_devices("GPU")
         else f"{os.cpu_count()} CPU cores + GPU",
-        "library_versions": library_versions(), "targets": TARGETS,
+        "library_versions": library_versions(), "targets": run_targets(overhead["stage_count"]),
         "machine_slowdown": machine_slowdown(training), "training": training, "overhead": overhead,
         "projection": projection(training),
     }
-    report["scaled_targets"] = scaled_targets(report["machine_slowdown"])
+    report["scaled_targets"] = scaled_targets(report["machine_slowdown"], report["targets"])
     report["failures"] = check_targets(report, 0.8 if arguments.quick else 1.0)
     arguments.output_dir.mkdir(parents=True, exist_ok=True)
     stem = "benchmark-quick" if arguments.quick else "benchmark"
