@@ -63,21 +63,24 @@ def worker(tree: str, variant: str, model_name: str, images: int, epochs: int) -
     where = f"models.{model_name}.training"
     if variant == "old":  # c9645fc: seed in the recipe, set by train_model after building; no op determinism
         recipe = dataclasses.replace(parse_recipe(where, entry["training"]), epochs=epochs)
-    else:  # 7e810fe: as stages/train.py: validated params, seed from the study, make_deterministic first
+        model = build_sequential(model_name, layers)
+        head = None  # c9645fc's single-task models had no named head
+    else:  # today's code, as stages/train.py runs it: validated params, study seed, make_deterministic first
+        from cnn_comparison.builder import build_model
         from cnn_comparison.determinism import make_deterministic
-        from cnn_comparison.params import validated
+        from cnn_comparison.params import model_spec, validated
 
-        validated(raw)
-        recipe = parse_recipe(entry["training"], where).model_copy(update={"seed": SEED, "epochs": epochs})
+        spec = model_spec(validated(raw), model_name, SEED)
+        update = {"epochs": epochs, **({"precision": "mixed_bfloat16"} if variant == "new_bf16" else {})}
+        recipe = spec.recipe.model_copy(update=update)
+        spec = spec.model_copy(update={"recipe": recipe})
         make_deterministic(SEED)
         if variant == "new_nondet":  # TF 2.21 has no public tf.config.experimental.disable_op_determinism
             from tensorflow.python.framework import config as framework_config
 
             framework_config.disable_op_determinism()
-        if variant == "new_bf16":
-            keras.mixed_precision.set_global_policy("mixed_bfloat16")
-            layers[-1]["dtype"] = "float32"  # softmax output in float32 (Keras mixed-precision guide)
-    model = build_sequential(model_name, layers)
+        model = build_model(spec)  # mixed_bfloat16: the recipe's `precision`, output layer kept float32
+        (head,) = spec.tasks
 
     arrays = {name: np.load(DATA / f"{name}.npy") for name in
               ("train_images", "train_labels", "validation_images", "validation_labels")}
@@ -109,7 +112,7 @@ def worker(tree: str, variant: str, model_name: str, images: int, epochs: int) -
             self._close()
 
     timer = EpochTimer()
-    history, _ = train_model(model, {None: arrays}, recipe, [timer])
+    history, _ = train_model(model, {head: arrays}, recipe, [timer])
     from tensorflow.python.framework import config as framework_config  # the flag has no public getter
 
     timed = slice(1, None)  # epoch 1 is warm-up (tracing, first-iteration costs)
@@ -119,7 +122,7 @@ def worker(tree: str, variant: str, model_name: str, images: int, epochs: int) -
         "epoch_cpu_seconds": [round(s, 3) for s in timer.cpu],
         "final_loss": float(history.history["loss"][-1]),
         "op_determinism": bool(framework_config.is_op_determinism_enabled()),
-        "policy": keras.mixed_precision.global_policy().name,
+        "policy": model.layers[1].dtype_policy.name,
         "augmentation": bool(recipe.augmentation.enabled),
     }
 
@@ -207,7 +210,7 @@ def write_markdown(report: dict, path: Path) -> None:
              f"2-{s['epochs']} (training batches only), one fresh process per run, A-B-B-A x {s['rounds']}.",
              "", f"Load: before `{report['uptime_before']}`; after `{report['uptime_after']}`.", ""]
     if report["determinism"]:
-        lines += ["## New (7e810fe) / old (c9645fc)", "", *table(report["determinism"], "new/old"), ""]
+        lines += [f"## New ({report['settings'].get('new_label', 'today')}) / old (c9645fc)", "", *table(report["determinism"], "new/old"), ""]
     if report["diagnosis"]:
         lines += ["## Op determinism off in the new code / new code", "",
                   *table(report["diagnosis"], "nondet/new"), ""]
@@ -230,6 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-determinism", action="store_true")
     parser.add_argument("--no-diagnose", action="store_true", help="no op-determinism-off round below the target")
     parser.add_argument("--output-dir", type=Path, default=RESULTS)
+    parser.add_argument("--new-label", default="today", help="how the report names the new tree (a commit)")
     parser.add_argument("--markdown-only", action="store_true", help="rewrite the .md from the existing .json")
     parser.add_argument("--worker", nargs=2, metavar=("VARIANT", "MODEL"), help=argparse.SUPPRESS)
     parser.add_argument("--tree", help=argparse.SUPPRESS)
@@ -249,7 +253,8 @@ def main(argv: list[str] | None = None) -> int:
     report: dict = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "machine": environment_info(),
                     "trees": {k: str(v) for k, v in trees.items()}, "uptime_before": before,
                     "settings": {"images": arguments.images, "epochs": arguments.epochs, "rounds": arguments.rounds,
-                                 "validation_images": VALIDATION_IMAGES, "seed": SEED, "target": TARGET},
+                                 "validation_images": VALIDATION_IMAGES, "seed": SEED, "target": TARGET,
+                                 "new_label": arguments.new_label},
                     "determinism": [], "diagnosis": [], "precision": []}
     settings = (arguments.images, arguments.epochs, arguments.rounds)
 

@@ -46,6 +46,16 @@ def curve_label(model: str, head: str | None) -> str:
     return model if not head else f"{model} ({head})"
 
 
+def curve_datasets(records: Mapping[tuple[str, int], Mapping]) -> dict[str, str]:
+    """The dataset of every curve label, with and without its seed: figures draw a panel per dataset."""
+    datasets = {}
+    for (model, seed), record in records.items():
+        for head, scores in heads(record).items():
+            label = curve_label(model, shown_head(record, head))
+            datasets[label] = datasets[seeded_label(label, seed)] = scores["dataset"]
+    return datasets
+
+
 def seeded_label(label: str, seed: int) -> str:
     """One run's label: ``fmnist_5 (seed 43)``, ``multitask (digits, seed 43)``."""
     return f"{label[:-1]}, seed {seed})" if label.endswith(")") else f"{label} (seed {seed})"
@@ -59,7 +69,8 @@ def run_limits(record: Mapping) -> dict[str, Any]:
 
 def check_runs(records: Mapping[tuple[str, int], Mapping]) -> None:
     """Refuse runs that cannot be ranked together: a metrics file of another model or seed than its
-    directory says, or runs made with different `limits` (a 1-epoch run next to full ones)."""
+    directory says, runs made with different `limits` (a 1-epoch run next to full ones), or runs
+    scored on different numbers of test images of one dataset."""
     for (model, seed), record in records.items():
         if record.get("model") != model or record.get("seed", seed) != seed:
             raise ValueError(f"the metrics file of {model} seed {seed} records model {record.get('model')!r} seed "
@@ -72,6 +83,15 @@ def check_runs(records: Mapping[tuple[str, int], Mapping]) -> None:
                               for limits, runs in groups.items())
         raise ValueError(f"the runs were made with different `limits` and cannot be ranked together ({described}); "
                          f"rerun them with the same `limits` (`dvc repro`)")
+    counts: dict[str, dict[object, list[str]]] = {}
+    for (model, seed), record in records.items():
+        for scores in heads(record).values():
+            counts.setdefault(scores["dataset"], {}).setdefault(scores.get("samples"), []).append(f"{model} seed {seed}")
+    for dataset, groups_by_count in counts.items():
+        if len(groups_by_count) > 1:
+            described = "; ".join(f"{count} images: {', '.join(runs)}" for count, runs in groups_by_count.items())
+            raise ValueError(f"the runs were scored on different numbers of {dataset} test images and cannot be "
+                             f"ranked together ({described}); rerun their evaluate stages (`dvc repro`)")
 
 
 def comparison_table(records: Sequence[Mapping]) -> pd.DataFrame:

@@ -1,7 +1,7 @@
 """PNG figures; the matching DVC plot data is written by the stages as CSV."""
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import matplotlib
 
@@ -44,58 +44,97 @@ def sample_grid_figure(images: np.ndarray, labels: np.ndarray, predictions: np.n
     return figure
 
 
-def curves_figure(table: pd.DataFrame, title: str, y_label: str, outlier_fence: float = 3.0) -> plt.Figure:
-    """One line per column of ``table`` (indexed by epoch).
+def panels(labels: Sequence[str], panel_of: Mapping[str, str] | None) -> dict[str | None, list[str]]:
+    """Labels grouped by panel (a dataset), in first-seen order; everything in one panel without ``panel_of``.
 
-    The y-axis leaves out values more than ``outlier_fence`` interquartile ranges beyond the
-    quartiles (Tukey's fences), so a first epoch far off (validation accuracy 0.15 before batch
-    normalization settles) does not squeeze every curve into a thin band; the title says how
-    many points that leaves off the scale.
+    Curves of different datasets live on different scales (digits near 0.97, fashion near 0.87): one
+    y-range for both would push one group off the plot, so each dataset gets its own axes."""
+    grouped: dict[str | None, list[str]] = {}
+    for label in labels:
+        grouped.setdefault(panel_of.get(label) if panel_of else None, []).append(label)
+    return grouped or {None: []}  # no runs yet: one empty panel
+
+
+def panel_axes(count: int, height: float = 5.0) -> tuple[plt.Figure, list[plt.Axes]]:
+    figure, axes = plt.subplots(1, count, figsize=(10 if count == 1 else 7 * count, height), squeeze=False)
+    return figure, list(axes[0])
+
+
+def visible_range(series: Sequence[np.ndarray], low: float, high: float) -> tuple[float, float]:
+    """(low, high) widened so each series' last point is inside: every line in the legend shows."""
+    lasts = [values[-1] for values in series if len(values)]
+    return min([low, *lasts]), max([high, *lasts])
+
+
+def curves_figure(table: pd.DataFrame, title: str, y_label: str, outlier_fence: float = 3.0,
+                  panel_of: Mapping[str, str] | None = None) -> plt.Figure:
+    """One line per column of ``table`` (indexed by epoch), one panel per dataset (``panel_of``).
+
+    Within a panel the y-axis leaves out values more than ``outlier_fence`` interquartile ranges
+    beyond the quartiles (Tukey's fences), so a first epoch far off (validation accuracy 0.15 before
+    batch normalization settles) does not squeeze every curve into a thin band, but it always
+    includes each curve's last point; the title says how many points are off the scale.
     """
-    figure, axis = plt.subplots(figsize=(10, 5))
-    for column in table.columns:
-        series = table[column].dropna()
-        axis.plot(series.index, series.values, marker=".", label=column)
-    values = table.to_numpy(dtype=float).ravel()
-    values = values[~np.isnan(values)]
-    if values.size:
-        first_quartile, third_quartile = np.quantile(values, [0.25, 0.75])
-        fence = outlier_fence * (third_quartile - first_quartile)
-        shown = values[(values >= first_quartile - fence) & (values <= third_quartile + fence)]
-        margin = 0.05 * (shown.max() - shown.min()) or 0.01
-        axis.set_ylim(shown.min() - margin, shown.max() + margin)
-        off_scale = values.size - shown.size
-        if off_scale:
-            title = f"{title} ({off_scale} off-scale point{'s' if off_scale > 1 else ''} not shown)"
-    axis.set_xlabel("Epoch")
-    axis.set_ylabel(y_label)
-    axis.set_title(title)
-    axis.grid(alpha=0.3)
-    axis.legend()
+    grouped = panels(list(table.columns), panel_of)
+    figure, axes = panel_axes(len(grouped))
+    off_scale = 0
+    for axis, (panel, columns) in zip(axes, grouped.items()):
+        series = [table[column].dropna() for column in columns]
+        for column, values in zip(columns, series):
+            axis.plot(values.index, values.values, marker=".", label=column)
+        if columns:
+            axis.legend()
+        values = np.concatenate([values.to_numpy(dtype=float) for values in series]) if series else np.array([])
+        if values.size:
+            first_quartile, third_quartile = np.quantile(values, [0.25, 0.75])
+            fence = outlier_fence * (third_quartile - first_quartile)
+            inside = values[(values >= first_quartile - fence) & (values <= third_quartile + fence)]
+            low, high = visible_range([values.to_numpy(dtype=float) for values in series], inside.min(), inside.max())
+            margin = 0.05 * (high - low) or 0.01
+            axis.set_ylim(low - margin, high + margin)
+            off_scale += int(((values < low) | (values > high)).sum())
+        axis.set_xlabel("Epoch")
+        axis.set_ylabel(y_label)
+        if panel is not None:
+            axis.set_title(panel)
+        axis.grid(alpha=0.3)
+    if off_scale:
+        title = f"{title} ({off_scale} off-scale point{'s' if off_scale > 1 else ''} not shown)"
+    (axes[0].set_title(title) if len(axes) == 1 and None in grouped else figure.suptitle(title))
     figure.tight_layout()
     return figure
 
 
-def accuracy_by_time_figure(history: pd.DataFrame, thresholds: Sequence[float], title: str) -> plt.Figure:
-    """Validation accuracy against wall seconds of training, one line per model, thresholds dashed.
+def accuracy_by_time_figure(history: pd.DataFrame, thresholds: Sequence[float], title: str,
+                            panel_of: Mapping[str, str] | None = None) -> plt.Figure:
+    """Validation accuracy against wall seconds of training, one line per run, one panel per
+    dataset (``panel_of`` maps a run's label to it), thresholds dashed.
 
     Time rather than epochs on the x-axis: models whose epochs cost different amounts compare fairly.
-    Accuracies below the lowest threshold minus 5 points are left off the scale.
+    Within a panel, accuracies more than 5 points below the weakest run's best are left off the scale.
     """
-    figure, axis = plt.subplots(figsize=(10, 5))
-    for model, frame in history.groupby("model", sort=False):
-        axis.plot(frame["elapsed_wall_seconds"], frame["validation_accuracy"], marker=".", label=model)
-    for threshold in thresholds:
-        axis.axhline(threshold, color="gray", linestyle="--", linewidth=0.8)
-    if len(history):
-        floor = min([*thresholds, history["validation_accuracy"].max()]) - 0.05
-        axis.set_ylim(max(floor, history["validation_accuracy"].min()) - 0.005,
-                      max(history["validation_accuracy"].max(), *thresholds, 0) + 0.005)
-        axis.legend()
-    axis.set_xlabel("Training time, wall seconds (validation included)")
-    axis.set_ylabel("Validation accuracy")
-    axis.set_title(title)
-    axis.grid(alpha=0.3)
+    grouped = panels(list(dict.fromkeys(history["model"])), panel_of)
+    figure, axes = panel_axes(len(grouped))
+    for axis, (panel, labels) in zip(axes, grouped.items()):
+        runs = [history[history["model"] == label] for label in labels]
+        for label, frame in zip(labels, runs):
+            axis.plot(frame["elapsed_wall_seconds"], frame["validation_accuracy"], marker=".", label=label)
+        accuracies = [frame["validation_accuracy"].to_numpy(dtype=float) for frame in runs]
+        if any(len(values) for values in accuracies):
+            best = [values.max() for values in accuracies if len(values)]
+            low = max(min(best) - 0.05, min(values.min() for values in accuracies if len(values)))
+            low, high = visible_range(accuracies, low, max(best))
+            shown = [threshold for threshold in thresholds if low - 0.02 <= threshold <= high + 0.02]
+            for threshold in shown:
+                axis.axhline(threshold, color="gray", linestyle="--", linewidth=0.8)
+            axis.set_ylim(min([low, *shown]) - 0.005, max([high, *shown]) + 0.005)
+            axis.legend()
+        axis.set_xlabel("Training time, wall seconds (validation included)")
+        axis.set_ylabel("Validation accuracy")
+        if panel is not None:
+            axis.set_title(panel)
+        axis.grid(alpha=0.3)
+    (axes[0].set_title(title) if len(axes) == 1 and None in grouped else figure.suptitle(title))
     figure.tight_layout()
     return figure
 

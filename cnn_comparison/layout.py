@@ -22,6 +22,11 @@ EVALUATION_OUTPUTS = (METRICS_FILE, REPORTS_DIRECTORY, CONFUSION_DIRECTORY, CONF
                       FIGURES_DIRECTORY)
 
 
+def stage_name(step: str, study: str, model_name: str, seed: int) -> str:
+    """A run's stage in dvc.yaml (its ``matrix`` blocks), e.g. ``train_fashion_cnns@fmnist_3-42``."""
+    return f"{step}_{study}@{model_name}-{seed}"
+
+
 def run_directory(study_results_dir: Path, model_name: str, seed: int) -> Path:
     """``results/<study>/<model>/seed_<seed>/``: one training run, so adding a seed adds a directory."""
     return Path(study_results_dir) / model_name / f"seed_{seed}"

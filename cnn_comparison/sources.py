@@ -13,10 +13,12 @@ import subprocess
 import tarfile
 import tempfile
 import urllib.request
+import zlib
 from pathlib import Path
 from typing import Callable, Mapping
 
-FILE_KEYS = ("train_images", "train_labels", "test_images", "test_labels")
+from cnn_comparison.params import FILE_KEYS
+
 _GZIP_MAGIC = b"\x1f\x8b"
 
 
@@ -36,8 +38,14 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def decompress_if_gzip(data: bytes) -> bytes:
-    return gzip.decompress(data) if data[:2] == _GZIP_MAGIC else data
+def decompress_if_gzip(data: bytes, name: str) -> bytes:
+    """Raw bytes of ``name``; a damaged archive fails this source (naming the file), not the download."""
+    if data[:2] != _GZIP_MAGIC:
+        return data
+    try:
+        return gzip.decompress(data)
+    except (OSError, EOFError, zlib.error) as error:  # bad CRC or header, truncated, corrupt deflate stream
+        raise SourceFailure(f"{name}: damaged gzip file ({type(error).__name__}: {error})") from error
 
 
 def verify_files(files: Mapping[str, bytes], expected: Mapping[str, Mapping[str, str]]) -> None:
@@ -64,7 +72,7 @@ def _read_from_directory(directory: Path, names: Mapping[str, str]) -> dict[str,
     for key, name in names.items():
         for candidate in (directory / name, directory / f"{name}.gz"):
             if candidate.is_file():
-                files[key] = decompress_if_gzip(candidate.read_bytes())
+                files[key] = decompress_if_gzip(candidate.read_bytes(), str(candidate))
                 break
         else:
             raise SourceFailure(f"neither {name} nor {name}.gz in {directory}")
@@ -79,7 +87,7 @@ def fetch_url(source: Mapping, names: Mapping[str, str], scratch: Path) -> dict[
         address = f"{source['url'].rstrip('/')}/{name}{source.get('suffix', '')}"
         try:
             with urllib.request.urlopen(address, timeout=timeout) as response:
-                files[key] = decompress_if_gzip(response.read())
+                files[key] = decompress_if_gzip(response.read(), address)
         except OSError as error:  # URLError, timeouts and resets are all OSError
             raise SourceFailure(f"{address}: {getattr(error, 'reason', error)}") from error
     return files

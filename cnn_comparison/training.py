@@ -1,6 +1,7 @@
 """Input pipelines and the training loop shared by single-task and multitask models."""
 from __future__ import annotations
 
+import sys
 import time
 from typing import Mapping
 
@@ -90,6 +91,47 @@ class ElapsedTime(keras.callbacks.Callback):
             logs["elapsed_cpu_seconds"] = time.process_time() - self.cpu_start
 
 
+class PipeProgress(keras.callbacks.Callback):
+    """Progress within an epoch when nobody watches a terminal: `dvc repro` in CI or piped to a log.
+
+    Keras' per-epoch line (verbose=2) comes once an epoch ends, minutes apart for the larger models
+    on 2 cores, so this adds a line every ``interval_seconds`` with images/s and the time left.
+    """
+
+    def __init__(self, batch_size: int, interval_seconds: float = 30.0, clock=time.monotonic, write=print) -> None:
+        super().__init__()
+        self.batch_size, self.interval, self.clock, self.write = batch_size, interval_seconds, clock, write
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch, self.epoch_start = epoch, self.clock()
+        self.last_line = self.epoch_start
+
+    def on_train_batch_end(self, batch, logs=None):
+        now = self.clock()
+        if now - self.last_line < self.interval:
+            return
+        self.last_line = now
+        done, steps, epochs = batch + 1, self.params.get("steps"), self.params.get("epochs")
+        rate = done * self.batch_size / max(now - self.epoch_start, 1e-9)
+        line = f"  epoch {self.epoch + 1}/{epochs}: batch {done}"
+        if steps:
+            left = (steps - done) * self.batch_size / rate
+            line += f"/{steps} ({done / steps:.0%}), {rate:.0f} images/s, about {left:.0f} s left in this epoch"
+            if epochs and self.epoch + 1 < epochs:  # early stopping may end it sooner; validation adds a little
+                rest = left + steps * self.batch_size / rate * (epochs - self.epoch - 1)
+                line += f"; about {rest / 60:.0f} min more if all {epochs} epochs run"
+        else:
+            line += f", {rate:.0f} images/s"
+        self.write(line)
+
+
+def progress_display(batch_size: int) -> tuple[int, list[keras.callbacks.Callback]]:
+    """Keras' progress bar on a terminal; on a pipe, its line per epoch plus `PipeProgress`."""
+    if sys.stdout.isatty():
+        return 1, []
+    return 2, [PipeProgress(batch_size)]
+
+
 def fit(
     model: keras.Model,
     train: tf.data.Dataset,
@@ -97,6 +139,7 @@ def fit(
     epochs: int,
     early_stopping_patience: int | None,
     callbacks: list[keras.callbacks.Callback],
+    batch_size: int,
 ) -> tuple[keras.callbacks.History, float]:
     """Train with optional early stopping (best weights restored); return history and wall seconds."""
     # ElapsedTime first, so loggers after it see the times; a NaN loss stops training at once.
@@ -105,11 +148,11 @@ def fit(
         callbacks.append(keras.callbacks.EarlyStopping(
             monitor="val_loss", patience=early_stopping_patience, restore_best_weights=True, verbose=1,
         ))
+    verbose, progress = progress_display(batch_size)
     start = time.perf_counter()
-    # verbose=2 prints one line per epoch, which reads well in `dvc repro` logs and CI.
     # shuffle=False: the tf.data pipeline already reshuffles every epoch.
-    history = model.fit(train, validation_data=validation, epochs=epochs, callbacks=callbacks, verbose=2,
-                        shuffle=False)
+    history = model.fit(train, validation_data=validation, epochs=epochs, callbacks=[*callbacks, *progress],
+                        verbose=verbose, shuffle=False)
     return history, time.perf_counter() - start
 
 
@@ -146,8 +189,10 @@ def compile_model(model: keras.Model, recipe: Recipe, heads: list[str], steps_pe
     accuracy. With several heads, accuracy is weighted by the per-example task weights, so a head's
     numbers only count its own task's examples."""
     losses = {head: keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing) for head in heads}
-    accuracy = {head: ["accuracy"] for head in heads}
-    metrics = {"weighted_metrics": accuracy} if len(heads) > 1 else {"metrics": accuracy}
+    # cross_entropy: each head's loss averaged over its own task's examples. A multitask head's
+    # `loss` is averaged over the whole mixed batch, so it reads about half of the real value.
+    scores = {head: ["accuracy", keras.metrics.CategoricalCrossentropy(name="cross_entropy")] for head in heads}
+    metrics = {"weighted_metrics": scores} if len(heads) > 1 else {"metrics": scores}
     model.compile(optimizer=make_optimizer(recipe, steps_per_epoch), loss=losses,
                   steps_per_execution=STEPS_PER_EXECUTION, **metrics)
 
@@ -193,7 +238,8 @@ def train_model(
     if recipe.ema_momentum is not None:
         # Validation sees the averaged weights; fit() leaves them in the model at the end.
         callbacks = [*callbacks, keras.callbacks.SwapEMAWeights()]
-    return fit(model, train, validation, recipe.epochs, recipe.early_stopping_patience, callbacks)
+    return fit(model, train, validation, recipe.epochs, recipe.early_stopping_patience, callbacks,
+               recipe.batch_size)
 
 
 def training_summary(history: keras.callbacks.History, seconds: float, model: keras.Model,

@@ -32,9 +32,11 @@ import pandas as pd
 
 from cnn_comparison import atomic
 from cnn_comparison.comparison import (accuracy_by_time, check_runs, comparison_markdown, comparison_table,
-                                       elapsed_history, long_history, mean_over_seeds, pairwise_tests, rankings,
-                                       seeded_label, spread_table, summary_metrics, time_to_accuracy,
-                                       time_to_accuracy_markdown, validation_history, wide_history)
+                                       curve_datasets, elapsed_history, long_history, mean_over_seeds,
+                                       pairwise_tests, rankings, seeded_label, spread_table, summary_metrics,
+                                       time_to_accuracy, time_to_accuracy_markdown, validation_history,
+                                       wide_history)
+from cnn_comparison.console import run_stage
 from cnn_comparison.figures import accuracy_bars_figure, accuracy_by_time_figure, curves_figure, save_figure
 from cnn_comparison.layout import LIVE_DIRECTORY, METRICS_FILE, run_directory
 from cnn_comparison.params import load_params, validated
@@ -88,7 +90,9 @@ def main(argv: list[str] | None = None) -> int:
         live_dir = run_dirs[model, seed] / LIVE_DIRECTORY
         run_label = seeded_label(model, seed) if several_seeds else model
         try:
-            histories = {metric: validation_history(live_dir, record, metric) for metric in curves}
+            # The loss curve is the logged cross-entropy: per example of each head's own task (training.py).
+            histories = {metric: validation_history(live_dir, record, "cross_entropy" if metric == "loss" else metric)
+                         for metric in curves}
         except FileNotFoundError as error:
             # e.g. a clone without the DVC cache: the metrics file is in git, the training log is not.
             print(f"warning: {run_label}: no curves ({error}); `dvc pull` or rerun its train stage to add them",
@@ -99,20 +103,22 @@ def main(argv: list[str] | None = None) -> int:
             curves[metric].append(long_history(series, f"validation_{metric}", seed))
         timed_runs.append(accuracy_by_time(histories["accuracy"], elapsed_history(live_dir), seed, several_seeds))
     over_seeds = f", mean over {len(study.seeds)} seeds" if several_seeds else ""
-    for metric, label in (("accuracy", "Validation accuracy"), ("loss", "Validation loss")):
+    panel_of = curve_datasets(records)  # one panel per dataset: digits and fashion accuracies differ by 10 points
+    for metric, label in (("accuracy", "Validation accuracy"), ("loss", "Validation loss (cross-entropy)")):
         column = f"validation_{metric}"
         runs = pd.concat(curves[metric], ignore_index=True) if curves[metric] else pd.DataFrame(
             columns=["epoch", "model", "seed", column])
         mean = mean_over_seeds(runs, column)
         atomic.write_text(output / f"{column}.csv", mean.to_csv(index=False))
         save_figure(curves_figure(wide_history(mean, column), f"{study.title}: {label.lower()} per epoch{over_seeds}",
-                                  label), output / f"{column}.png")
+                                  label, panel_of=panel_of), output / f"{column}.png")
 
     history = pd.concat(timed_runs, ignore_index=True) if timed_runs else accuracy_by_time({}, None)
     timed = history.dropna(subset=["elapsed_wall_seconds"])
     thresholds = list(study.accuracy_thresholds)
     atomic.write_text(output / "accuracy_by_time.csv", timed.to_csv(index=False))
-    save_figure(accuracy_by_time_figure(timed, thresholds, f"{study.title}: validation accuracy against training time"),
+    save_figure(accuracy_by_time_figure(timed, thresholds, f"{study.title}: validation accuracy against training time",
+                                        panel_of),
                 output / "accuracy_by_time.png")
     reached = time_to_accuracy(history, thresholds)
     atomic.write_text(output / "time_to_accuracy.csv", reached.to_csv(index=False))
@@ -126,4 +132,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_stage(main)

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from cnn_comparison.atomic import staged_path
+from cnn_comparison.console import run_stage
 from cnn_comparison.params import dataset_entry, load_params, validated
 from cnn_comparison.sources import FILE_KEYS, NoVerifiedSource, acquire
 
@@ -44,4 +45,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_stage(main)

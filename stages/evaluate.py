@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from cnn_comparison.console import readable_stage_output
+from cnn_comparison.console import readable_stage_output, run_stage
 
 readable_stage_output()
 
@@ -28,7 +28,7 @@ from cnn_comparison.determinism import determinism_settings, make_deterministic 
 from cnn_comparison.evaluation import (classification_metrics, metrics_record, predict_heads,  # noqa: E402
                                        write_head_outputs)
 from cnn_comparison.layout import (EVALUATION_OUTPUTS, LIVE_DIRECTORY, METRICS_FILE, MODEL_FILE,  # noqa: E402
-                                   data_directories)
+                                   data_directories, stage_name)
 from cnn_comparison.limits import capped_test  # noqa: E402
 from cnn_comparison.params import load_params, model_spec, validated  # noqa: E402
 from cnn_comparison.provenance import provenance, runtime  # noqa: E402
@@ -52,10 +52,18 @@ def main(argv: list[str] | None = None) -> int:
     make_deterministic(spec.seed)
 
     start = time.perf_counter()
+    model_path = arguments.run_dir / MODEL_FILE
+    try:
+        model = keras.models.load_model(model_path)
+    except Exception as error:  # noqa: BLE001  (a damaged zip reaches Keras' legacy loader: "File not found")
+        state = "is corrupt or truncated" if model_path.is_file() else "is missing"
+        print(f"error: {model_path} {state} ({type(error).__name__}: {str(error)[:200]}). Restore the committed "
+              f"model with `dvc checkout {model_path}`, or train it again with "
+              f"`dvc repro -f -s {stage_name('train', spec.study, spec.name, spec.seed)}`", file=sys.stderr)
+        return 1
     prepared_dirs = data_directories(arguments.prepared_root, {head: task.dataset for head, task in spec.tasks.items()})
     test_sets = {head: capped_test(load_arrays(directory, ["test_images", "test_labels"]), params.limits)
                  for head, directory in prepared_dirs.items()}
-    model = keras.models.load_model(arguments.run_dir / MODEL_FILE)
     probabilities = predict_heads(model, {head: images for head, (images, _) in test_sets.items()},
                                   test_time_flip=spec.recipe.test_time_flip)
     training = json.loads((arguments.run_dir / LIVE_DIRECTORY / "metrics.json").read_text())
@@ -85,4 +93,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_stage(main)

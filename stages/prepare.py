@@ -11,10 +11,10 @@ import time
 from pathlib import Path
 
 from cnn_comparison.arrays import save_arrays
+from cnn_comparison.console import run_stage
 from cnn_comparison.idx import IdxFormatError
-from cnn_comparison.params import dataset_entry, load_params, validated
+from cnn_comparison.params import FILE_KEYS, dataset_entry, load_params, validated
 from cnn_comparison.preparation import prepare
-from cnn_comparison.sources import FILE_KEYS
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,4 +48,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_stage(main)

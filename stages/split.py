@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from cnn_comparison.arrays import load_arrays, save_arrays
+from cnn_comparison.console import run_stage
 from cnn_comparison.params import dataset_entry, load_params, validated
 from cnn_comparison.preparation import split_train_validation
 
@@ -39,4 +40,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_stage(main)

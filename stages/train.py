@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from cnn_comparison.console import readable_stage_output
+from cnn_comparison.console import readable_stage_output, run_stage
 
 readable_stage_output()
 
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
                        f"images{'' if len(task_arrays) == 1 else ' for ' + head}" for head, arrays in task_arrays.items())
     print(f"[train {spec.name} seed {spec.seed}] {model.count_params():,} parameters, {images}, up to "
           f"{recipe.epochs} epochs, batch {recipe.batch_size}, augmentation "
-          f"{'on' if recipe.augmentation.enabled else 'off'}, deterministic ops")
+          f"{'on' if recipe.augmentation.enabled else 'off'}, {recipe.precision}, deterministic ops")
     model_path = arguments.run_dir / MODEL_FILE
     with staged_path(arguments.run_dir / LIVE_DIRECTORY, directory=True) as live_dir, \
             staged_path(model_path) as staged_model_path:
@@ -88,4 +88,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_stage(main)

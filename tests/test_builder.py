@@ -1,7 +1,7 @@
 import pytest
 
 from cnn_comparison.builder import build_model, build_multitask, build_sequential
-from cnn_comparison.params import MULTITASK, model_spec, validated
+from cnn_comparison.params import model_spec, validated
 
 # Reference counts: fmnist_1 is printed by model.summary() in the report; the others are
 # computed by hand from the report's layer lists (conv: filters*(9*in+1), dense: out*(in+1)).
@@ -68,7 +68,7 @@ def test_single_task_and_multitask_specs_have_their_heads(params):
     assert single.tasks["fashion"].report_title == "fmnist_1 Performance" and single.study == "fashion_cnns"
     assert build_model(single).output_names == ["fashion"]  # one head, named after its dataset
     assert single.seed == single.recipe.seed == 42
-    multitask = model_spec(validated(params), MULTITASK, 43)
+    multitask = model_spec(validated(params), "multitask", 43)
     assert {task: head.dataset for task, head in multitask.tasks.items()} == {"digits": "mnist", "fashion": "fashion"}
     assert multitask.where == "models.multitask" and multitask.recipe.batch_size == 32
     assert multitask.study == "dedicated_vs_multitask" and multitask.recipe.seed == 43

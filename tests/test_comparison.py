@@ -126,6 +126,14 @@ def test_mixed_limits_are_refused_naming_both_groups():
         check_runs({("a", 1): record("a", 2, 0.9)})
 
 
+def test_runs_scored_on_different_test_sample_counts_are_refused():
+    fewer = record("b", 1, 0.9)
+    fewer["heads"]["fashion"]["samples"] = 500
+    with pytest.raises(ValueError, match="different numbers of fashion test images") as raised:
+        check_runs({("a", 1): record("a", 1, 0.9), ("b", 1): fewer})
+    assert "500 images: b seed 1" in str(raised.value)
+
+
 def test_mean_curves_average_the_seeds_that_reached_each_epoch():
     long = pd.concat([long_history({"a": pd.Series([0.5, 0.7, 0.8], index=[1, 2, 3])}, "validation_accuracy", 1),
                       long_history({"a": pd.Series([0.6, 0.9], index=[1, 2])}, "validation_accuracy", 2),
@@ -160,7 +168,8 @@ def write_run(results, model_entry: dict, model: str, seed: int, accuracy: float
     (directory / "metrics.json").write_text(json.dumps(metrics))
     if with_log:
         curves = {f"eval/{name}{metric}": [value, value + 0.01, value + 0.02]
-                  for name in names for metric, value in (("accuracy", accuracy - 0.02), ("loss", 0.3))}
+                  for name in names
+                  for metric, value in (("accuracy", accuracy - 0.02), ("loss", 0.15), ("cross_entropy", 0.3))}
         write_live(directory / "live", **curves, **{"train/elapsed_wall_seconds": [10, 20, 30],
                                                     "train/elapsed_cpu_seconds": [15, 30, 45]})
 

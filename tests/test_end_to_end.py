@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -249,3 +252,70 @@ def test_a_refactor_that_keeps_the_numbers_is_recorded_with_dvc_commit(project, 
     run(dvc("commit", "-f", *sorted(stale)), work, env)
     assert set(json.loads(run(dvc("status", "--json"), work, env))) == set()
     assert stages_run(run(dvc("repro"), work, env)) == set()
+
+
+def stage_processes(project_dir) -> list[int]:
+    """Pids of stage scripts running in ``project_dir`` (a stage DVC has given up on would show here)."""
+    found = []
+    for process in Path("/proc").iterdir():
+        try:
+            if (process.name.isdigit() and Path(os.readlink(process / "cwd")) == project_dir
+                    and b"stages/" in (process / "cmdline").read_bytes()):
+                found.append(int(process.name))
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+    return found
+
+
+@pytest.mark.parametrize("how", ["SIGTERM to dvc", "Ctrl-C"])
+def test_an_interrupted_repro_leaves_no_stage_running_and_prints_one_line(small_pipeline_run, tmp_path, how):
+    work = copy_run_project(small_pipeline_run[0], tmp_path / "project").resolve()
+    env = tool_environment()
+    set_value(work / "params.yaml", r"^  max_train_samples: \d+", "  max_train_samples: 40000")
+    set_value(work / "params.yaml", r"^  max_epochs: \d+", "  max_epochs: 20")  # minutes of training
+    repro = subprocess.Popen(dvc("repro", "-s", "train_fashion_cnns@fmnist_3-42"), cwd=work, env=env, text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    output = []
+    for line in repro.stdout:
+        output.append(line)
+        if line.startswith("[train fmnist_3 seed 42]"):
+            break
+    else:
+        pytest.fail("the stage never started training:\n" + "".join(output))
+    time.sleep(3)  # into the first epoch
+    if how == "Ctrl-C":
+        os.killpg(repro.pid, signal.SIGINT)  # a terminal signals its whole foreground process group
+    else:
+        repro.terminate()  # DVC alone
+    try:
+        rest, _ = repro.communicate(timeout=120)  # the pipe closes when the stage has exited too
+    except subprocess.TimeoutExpired:
+        for pid in stage_processes(work):
+            os.kill(pid, signal.SIGKILL)
+        pytest.fail(f"{how}: the training went on after the interruption")
+    output = "".join(output) + rest
+    assert stage_processes(work) == []
+    run_dir = work / "results" / "fashion_cnns" / "fmnist_3" / "seed_42"
+    time.sleep(2)
+    assert not (run_dir / "model.keras").exists() and not list(run_dir.glob(".partial.*")), sorted(run_dir.iterdir())
+    signal_name = "SIGINT" if how == "Ctrl-C" else "SIGTERM"
+    assert output.count(f"interrupted ({signal_name}): stage train fmnist_3 42") == 1, output[-3000:]
+    assert "Traceback" not in output and "Exception ignored" not in output, output[-3000:]
+
+
+def test_a_model_name_with_shell_characters_is_refused_not_run(small_pipeline_run, tmp_path):
+    """Issue #24: `x;touch owned;echo` as a model key created the file and the failure looked like success."""
+    work = copy_run_project(small_pipeline_run[0], tmp_path / "project")
+    env = tool_environment()
+    name = "x;touch owned;echo"
+    set_value(work / "params.yaml", r"^models:\n", f"models:\n  '{name}':\n    dataset: fashion\n    layers:\n"
+              "      - {type: flatten}\n      - {type: dense, units: 10, activation: softmax}\n"
+              "    training: {optimizer: adam, learning_rate: 0.001, batch_size: 64, epochs: 1,\n"
+              "               early_stopping_patience: null, augmentation: {enabled: false, width_shift: 0.0,\n"
+              "               height_shift: 0.0, horizontal_flip: false}}\n")
+    set_value(work / "params.yaml", r"(^  fashion_cnns:\n(?:    [^\n]*\n)*?    models: \[)", rf"\g<1>'{name}', ")
+    result = subprocess.run(dvc("repro"), cwd=work, env=env, capture_output=True, text=True)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output[-3000:]
+    assert f"models.{name}: a name must be a letter, then letters, digits or underscores" in output, output[-3000:]
+    assert not (work / "owned").exists() and not list(work.rglob("owned"))

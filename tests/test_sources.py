@@ -36,6 +36,33 @@ def test_checksum_mismatch_falls_through_to_the_next_source(tmp_path):
     assert hashlib.sha256(CONTENT["train_labels"] + b"!").hexdigest() in messages[0]
 
 
+def damage(path, how):
+    data = bytearray(path.read_bytes())
+    if how == "byte-flipped":  # inside the deflate stream: zlib.error before #24
+        data[len(data) // 2] ^= 0xFF
+        path.write_bytes(bytes(data))
+    else:  # truncated: EOFError, reported without the file's name before #24
+        path.write_bytes(bytes(data[: len(data) // 2]))
+
+
+@pytest.mark.parametrize("how", ["byte-flipped", "truncated"])
+def test_a_damaged_gzip_is_reported_by_name_and_the_next_source_is_tried(tmp_path, how):
+    CONTENT_LONG = {key: (key * 400).encode() for key in FILE_KEYS}  # long enough to have a deflate body
+    files_spec = {key: {"name": f"{key}-idx", "sha256": hashlib.sha256(data).hexdigest()}
+                  for key, data in CONTENT_LONG.items()}
+    damaged, good = tmp_path / "damaged", tmp_path / "good"
+    for directory in (damaged, good):
+        directory.mkdir()
+        for key, data in CONTENT_LONG.items():
+            (directory / f"{key}-idx.gz").write_bytes(gzip.compress(data, mtime=0))
+    damage(damaged / "test_labels-idx.gz", how)
+    messages = []
+    files, used = acquire("toy", files_spec, [{"type": "directory", "path": str(damaged)},
+                                              {"type": "directory", "path": str(good)}], log=messages.append)
+    assert files == CONTENT_LONG and used == f"directory {good}"
+    assert f"{damaged / 'test_labels-idx.gz'}: damaged gzip file" in messages[0], messages
+
+
 def test_every_failure_is_listed_when_nothing_verifies(tmp_path, monkeypatch):
     monkeypatch.delenv("CNN_DATA_MIRROR", raising=False)
     sources = [

@@ -7,6 +7,7 @@ an S3-compatible server, all on 127.0.0.1, and check that a fresh clone never tr
 from __future__ import annotations
 
 import filecmp
+import hashlib
 import itertools
 import json
 import shlex
@@ -339,11 +340,16 @@ def test_corrupted_remote_object_is_detected_on_pull(team):
     corrupted.write_bytes(bytes(content))
     clone = fresh_clone(team, "c-corrupted")
     run(dvc("remote", "add", "--local", "--force", "team", str(damaged)), clone, env)
-    output = run(dvc("pull"), clone, env, check=False)
+    pull = subprocess.run(dvc("pull"), cwd=clone, env=env, capture_output=True, text=True)
+    output = pull.stdout + pull.stderr
+    assert pull.returncode != 0, "a pull that met a corrupted object must fail:\n" + output
     md5 = corrupted.parent.name + corrupted.name
     assert md5 in output and model_file("fmnist_1") in output, output
     assert not (clone / model_file("fmnist_1")).exists(), "corrupted data must not be checked out"
+    cached = clone / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]
+    assert not cached.exists() or hashlib.md5(cached.read_bytes()).hexdigest() == md5, "corrupt object in the cache"
     assert (clone / model_file("fmnist_2")).exists(), "intact objects are still pulled"
+    assert "up to date" not in run(dvc("status"), clone, env).lower()  # the missing model is reported
 
 
 def test_interrupted_push_resumes(team):

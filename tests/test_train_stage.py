@@ -9,6 +9,7 @@ import copy
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +34,8 @@ AUGMENTED_BATCH_NORM_MODEL = {
         "augmentation": {"enabled": True, "width_shift": 0.2, "height_shift": 0.2, "horizontal_flip": True},
     },
 }
+
+
 @pytest.fixture(scope="module")
 def data_roots(tmp_path_factory) -> tuple[Path, Path]:
     """data/split/fashion and data/prepared/fashion look-alikes: 600 training, 200 test images."""
@@ -116,3 +119,77 @@ def test_a_nan_loss_fails_the_stage_and_saves_nothing(project_root, params, data
     assert "the training loss became nan" in result.stderr and "nothing was saved" in result.stderr
     assert not (run_dir / "model.keras").exists() and not (run_dir / "live").exists()
     assert [path.name for path in run_dir.iterdir()] == [] if run_dir.exists() else True
+
+
+def start_long_training(project_root: Path, params: dict, tmp_path: Path, data_root: Path,
+                        wrapper: bool = False) -> tuple[subprocess.Popen, Path]:
+    """A train stage with 500 epochs to run, returned once it has printed its start line.
+
+    ``wrapper``: started by a parent Python process (standing in for `dvc repro`) that prints the
+    stage's pid and waits for it, so the parent can be killed on its own."""
+    endless = copy.deepcopy(AUGMENTED_BATCH_NORM_MODEL)
+    endless["training"]["epochs"] = 500
+    params_file = write_params(params, tmp_path, endless)
+    run_dir = tmp_path / "run"
+    command = [sys.executable, str(project_root / "stages" / "train.py"), "tiny", "7", str(run_dir),
+               str(data_root), "--params", str(params_file)]
+    if wrapper:
+        command = [sys.executable, "-c", "import subprocess, sys; child = subprocess.Popen(sys.argv[1:]); "
+                   "print('child', child.pid, flush=True); child.wait()", *command]
+    process = subprocess.Popen(command, cwd=project_root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines = []
+    for line in process.stdout:  # the start line comes after TensorFlow has loaded and the data is read
+        lines.append(line)
+        if line.startswith("[train tiny seed 7]"):
+            break
+    else:
+        pytest.fail("the stage ended before it started training: " + "".join(lines) + process.stderr.read())
+    process.start_lines = lines
+    return process, run_dir
+
+
+def assert_nothing_saved(run_dir: Path) -> None:
+    leftovers = sorted(path.name for path in run_dir.iterdir()) if run_dir.exists() else []
+    assert leftovers == [], f"an interrupted stage left {leftovers}"
+
+
+def test_sigterm_stops_training_with_one_line_and_saves_nothing(project_root, params, data_roots, tmp_path):
+    process, run_dir = start_long_training(project_root, params, tmp_path, data_roots[0])
+    process.terminate()
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 143, stderr[-2000:]
+    assert stderr.count("interrupted (SIGTERM): stage train tiny 7") == 1, stderr[-2000:]
+    assert "Traceback" not in stderr and "Exception ignored" not in stderr, stderr[-3000:]
+    assert_nothing_saved(run_dir)
+
+
+def test_a_stage_whose_parent_dies_stops_instead_of_saving_later(project_root, params, data_roots, tmp_path):
+    """What `dvc repro` killed with SIGTERM or SIGKILL looks like to its stage (issue #24)."""
+    process, run_dir = start_long_training(project_root, params, tmp_path, data_roots[0], wrapper=True)
+    stage_pid = int(next(line.split()[1] for line in process.start_lines if line.startswith("child ")))
+    process.kill()  # the parent only: the stage is its own process
+    process.wait(timeout=10)
+    deadline = time.monotonic() + 60
+    while Path(f"/proc/{stage_pid}").exists() and Path(f"/proc/{stage_pid}/stat").read_text().split()[2] != "Z":
+        assert time.monotonic() < deadline, "the stage kept running after its parent died"
+        time.sleep(0.2)
+    time.sleep(1)
+    assert_nothing_saved(run_dir)
+    assert "interrupted (SIGTERM)" in process.stderr.read()
+
+
+def test_a_corrupt_model_file_is_reported_as_corrupt_with_the_fix(project_root, params, data_roots, tmp_path):
+    split_root, prepared_root = data_roots
+    one_epoch = copy.deepcopy(AUGMENTED_BATCH_NORM_MODEL)
+    one_epoch["training"]["epochs"] = 1
+    params_file = write_params(params, tmp_path, one_epoch)
+    run_dir = tmp_path / "run"
+    trained = run_stage(project_root, "train", "tiny", "7", str(run_dir), str(split_root), "--params", str(params_file))
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    model_file = run_dir / "model.keras"
+    model_file.write_bytes(model_file.read_bytes()[: model_file.stat().st_size // 2])  # truncated
+    result = run_stage(project_root, "evaluate", "tiny", "7", str(run_dir), str(prepared_root), "--params", str(params_file))
+    assert result.returncode == 1
+    assert f"error: {model_file} is corrupt or truncated" in result.stderr, result.stderr[-2000:]
+    assert f"dvc checkout {model_file}" in result.stderr and "dvc repro -f -s train_tiny_study@tiny-7" in result.stderr
+    assert "Traceback" not in result.stderr and not (run_dir / "metrics.json").exists()
