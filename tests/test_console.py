@@ -20,7 +20,13 @@ def run_script(tmp_path: Path, body: str, fake_tensorflow: str, **popen) -> subp
     env = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
     env["PYTHONPATH"] = f"{tmp_path}{os.pathsep}{PROJECT_ROOT}"
     return subprocess.Popen([sys.executable, str(script), "fmnist_1", "42"], cwd=tmp_path, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **popen)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=as_from_a_terminal, **popen)
+
+
+def as_from_a_terminal() -> None:
+    """SIGINT handled as a shell in a terminal leaves it: a CI job started in the background may
+    ignore SIGINT, and a process that starts with SIGINT ignored keeps ignoring it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 NOISY = "import os\nos.write(2, b'I0000 oneDNN custom operations are on\\n')\n"
@@ -63,6 +69,7 @@ def test_ctrl_c_gives_one_line_and_exit_code_130(tmp_path):
     body = "import time\ndef main():\n    print('working', flush=True)\n    time.sleep(60)\nrun_stage(main)\n"
     process = run_script(tmp_path, body, "")
     assert process.stdout.readline() == "working\n"
+    time.sleep(0.5)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=30)
     assert process.returncode == 130

@@ -273,8 +273,10 @@ def test_an_interrupted_repro_leaves_no_stage_running_and_prints_one_line(small_
     env = tool_environment()
     set_value(work / "params.yaml", r"^  max_train_samples: \d+", "  max_train_samples: 40000")
     set_value(work / "params.yaml", r"^  max_epochs: \d+", "  max_epochs: 20")  # minutes of training
+    # SIGINT as a terminal's shell leaves it (a CI job started in the background may ignore it).
     repro = subprocess.Popen(dvc("repro", "-s", "train_fashion_cnns@fmnist_3-42"), cwd=work, env=env, text=True,
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     output = []
     for line in repro.stdout:
         output.append(line)
