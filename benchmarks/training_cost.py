@@ -12,8 +12,8 @@ validation excluded) of each tree's own training path, `cnn_comparison.training.
      new code with op determinism turned off again after make_deterministic (TF 2.21 has only the
      internal `tensorflow.python.framework.config.disable_op_determinism`),
      to tell op determinism apart from the rest of the new path;
-  2. (--precision) in the new tree, float32 against the "mixed_bfloat16" policy (softmax output
-     layer kept float32).
+  2. (--precision) in the new tree, float32 against the "mixed_bfloat16" dtype policy set on every
+     layer entry (the builder keeps each head's output layer float32).
 Variants are interleaved A-B-B-A and compared as ratios of medians, because this host's speed
 moves 1.5-2.6x within minutes. Every measurement runs in a fresh subprocess: op determinism and
 the mixed-precision policy are process-global, and each tree must import its own
@@ -70,16 +70,18 @@ def worker(tree: str, variant: str, model_name: str, images: int, epochs: int) -
         from cnn_comparison.determinism import make_deterministic
         from cnn_comparison.params import model_spec, validated
 
+        if variant == "new_bf16":  # every layer in mixed precision; build_with_heads keeps the output float32
+            for layer in raw["models"][model_name]["layers"]:
+                layer["dtype"] = "mixed_bfloat16"
         spec = model_spec(validated(raw), model_name, SEED)
-        update = {"epochs": epochs, **({"precision": "mixed_bfloat16"} if variant == "new_bf16" else {})}
-        recipe = spec.recipe.model_copy(update=update)
+        recipe = spec.recipe.model_copy(update={"epochs": epochs})
         spec = spec.model_copy(update={"recipe": recipe})
         make_deterministic(SEED)
         if variant == "new_nondet":  # TF 2.21 has no public tf.config.experimental.disable_op_determinism
             from tensorflow.python.framework import config as framework_config
 
             framework_config.disable_op_determinism()
-        model = build_model(spec)  # mixed_bfloat16: the recipe's `precision`, output layer kept float32
+        model = build_model(spec)
         (head,) = spec.tasks
 
     arrays = {name: np.load(DATA / f"{name}.npy") for name in

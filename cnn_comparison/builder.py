@@ -33,12 +33,8 @@ NUMERIC_ARGUMENTS = {"filters", "units", "kernel_size", "pool_size", "strides", 
                      "depth_multiplier", "momentum", "epsilon"}
 
 
-def build_layer(model_name: str, index: int, spec: Mapping[str, Any], key_prefix: str = "layers",
-                precision: str = "float32") -> keras.layers.Layer:
-    """Turn one ``{type: ..., **arguments}`` entry into a layer, or explain what is wrong.
-
-    ``precision`` is the layer's dtype policy unless the entry sets ``dtype`` itself: passed per
-    layer rather than through Keras' global policy, so building one model leaves no process state."""
+def build_layer(model_name: str, index: int, spec: Mapping[str, Any], key_prefix: str = "layers") -> keras.layers.Layer:
+    """Turn one ``{type: ..., **arguments}`` entry into a layer, or explain what is wrong."""
     where = f"model {model_name!r}, {key_prefix}[{index}]"
     if not isinstance(spec, Mapping) or "type" not in spec:
         raise ValueError(f"{where}: missing key 'type' (got {spec!r}); use one of {sorted(LAYER_TYPES)}")
@@ -51,8 +47,6 @@ def build_layer(model_name: str, index: int, spec: Mapping[str, Any], key_prefix
         if key in NUMERIC_ARGUMENTS and not all(isinstance(item, (int, float)) and not isinstance(item, bool)
                                                 for item in values):
             raise ValueError(f"{where} ({layer_type}): {key} must be a number (or a list of numbers), got {value!r}")
-    if precision != "float32":
-        arguments.setdefault("dtype", precision)
     try:
         layer = LAYER_TYPES[layer_type](**arguments)
     except (TypeError, ValueError) as error:
@@ -75,11 +69,10 @@ def apply_layer(layer: keras.layers.Layer, inputs: Any) -> Any:
                          f"or use padding: same") from error
 
 
-def build_layers(model_name: str, specs: Sequence[Mapping[str, Any]], key_prefix: str = "layers",
-                 precision: str = "float32") -> list[keras.layers.Layer]:
+def build_layers(model_name: str, specs: Sequence[Mapping[str, Any]], key_prefix: str = "layers") -> list[keras.layers.Layer]:
     if not isinstance(specs, Sequence) or isinstance(specs, str) or not specs:
         raise ValueError(f"model {model_name!r}: key {key_prefix!r} must be a non-empty list of layers")
-    return [build_layer(model_name, index, spec, key_prefix, precision) for index, spec in enumerate(specs)]
+    return [build_layer(model_name, index, spec, key_prefix) for index, spec in enumerate(specs)]
 
 
 def build_sequential(model_name: str, specs: Sequence[Mapping[str, Any]]) -> keras.Model:
@@ -104,7 +97,8 @@ def build_with_heads(model_name: str, trunk: Sequence[keras.layers.Layer],
         last = head_layers[-1]
         config = {**last.get_config(), "name": head_name}
         if keras.dtype_policies.get(config.get("dtype") or "float32").compute_dtype != "float32":
-            config["dtype"] = "float32"  # probabilities and the loss in float32 (Keras mixed-precision guide)
+            config["dtype"] = "float32"  # a layer list in mixed precision (a layer's `dtype`, as the
+            # benchmark sets it): probabilities and the loss stay float32 (Keras mixed-precision guide)
         renamed = last.__class__.from_config(config)
         renamed.params_key = getattr(last, "params_key", head_name)
         outputs[head_name] = apply_layer(renamed, head)
@@ -112,20 +106,18 @@ def build_with_heads(model_name: str, trunk: Sequence[keras.layers.Layer],
 
 
 def build_multitask(model_name: str, trunk_specs: Sequence[Mapping[str, Any]],
-                    head_specs: Mapping[str, Sequence[Mapping[str, Any]]], precision: str = "float32") -> keras.Model:
+                    head_specs: Mapping[str, Sequence[Mapping[str, Any]]]) -> keras.Model:
     """One shared trunk feeding one head per task."""
-    return build_with_heads(model_name, build_layers(model_name, trunk_specs, "trunk", precision),
-                            {task: build_layers(model_name, specs, f"heads.{task}", precision)
+    return build_with_heads(model_name, build_layers(model_name, trunk_specs, "trunk"),
+                            {task: build_layers(model_name, specs, f"heads.{task}")
                              for task, specs in head_specs.items()})
 
 
 def build_model(spec: ModelSpec) -> keras.Model:
     """The model a params entry declares: a layer list whose last layer is its one head (named after
     its dataset), or a trunk with one head per task."""
-    precision = spec.recipe.precision
     if isinstance(spec.entry, MultitaskModel):
-        return build_multitask(spec.name, spec.entry.trunk, {task: spec.entry.heads[task] for task in spec.tasks},
-                               precision)
-    layers = build_layers(spec.name, spec.entry.layers, precision=precision)
+        return build_multitask(spec.name, spec.entry.trunk, {task: spec.entry.heads[task] for task in spec.tasks})
+    layers = build_layers(spec.name, spec.entry.layers)
     (head_name,) = spec.tasks
     return build_with_heads(spec.name, layers[:-1], {head_name: layers[-1:]})

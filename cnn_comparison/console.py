@@ -5,9 +5,11 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import select
 import signal
 import sys
 import tempfile
+import threading
 from pathlib import Path
 from typing import Callable, NoReturn
 
@@ -55,17 +57,60 @@ def _raise_interrupted(signal_number: int, frame) -> None:
     raise Interrupted(signal.Signals(signal_number).name)
 
 
-def _stop_with_parent() -> None:
-    """Ask Linux to send SIGTERM when the process that started this one dies.
+SHELLS = {"sh", "dash", "bash", "zsh", "ksh", "mksh", "fish"}
 
-    `dvc repro` runs a stage through ``$SHELL -c``, which execs it, so the parent is DVC: when DVC is
-    killed, the stage stops too instead of writing its outputs after DVC has given up on them."""
+
+def _command_name(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
+def _parent_of(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def _terminate_when_gone(pid: int) -> None:
+    """Send this process SIGTERM when ``pid`` exits, from a daemon thread waiting on a pidfd."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:  # gone already
+        os.kill(os.getpid(), signal.SIGTERM)
+        return
+    except (AttributeError, OSError):  # no pidfd (Linux before 5.3): the parent check still holds
+        return
+
+    def wait() -> None:
+        select.select([pidfd], [], [])
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=wait, name=f"stop-when-{pid}-exits", daemon=True).start()
+
+
+def _stop_with_parent() -> None:
+    """Stop (SIGTERM) when the `dvc repro` that started this stage dies.
+
+    DVC runs a stage as ``$SHELL -c cmd``. bash execs the command, so the parent is DVC, and Linux's
+    parent-death signal covers it. dash (/bin/sh on Debian, what DVC uses when SHELL is unset) does
+    not exec: the parent is a shell that outlives DVC, so under DVC (which sets DVC_STAGE) a shell
+    parent's own parent is watched as well. Otherwise the stage would write its outputs after DVC
+    had given up on them. Run by hand (e.g. under nohup), only the direct parent counts."""
     if not sys.platform.startswith("linux"):
         return
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    if os.getppid() == 1:  # the parent died before the request was in place
+    parent = os.getppid()
+    if parent == 1:  # the parent died before the request was in place
         signal.raise_signal(signal.SIGTERM)
+        return
+    if "DVC_STAGE" in os.environ and _command_name(parent) in SHELLS:
+        grandparent = _parent_of(parent)
+        if grandparent > 1:
+            _terminate_when_gone(grandparent)
 
 
 def run_stage(main: Callable[[], int]) -> NoReturn:

@@ -166,9 +166,6 @@ class Recipe(Strict):
     label_smoothing: Fraction = 0.0
     ema_momentum: Annotated[float, Field(gt=0, lt=1)] | None = None  # validation and saved model use the average
     test_time_flip: bool = False  # predictions averaged over the image and its mirror image
-    # mixed_bfloat16: layers compute in bfloat16 (variables stay float32, each head's output layer
-    # computes in float32). About 2x faster on CPUs with AVX512_BF16; see benchmarks/README.md.
-    precision: Literal["float32", "mixed_bfloat16"] = "float32"
     # Set by the stage from its command line (one stage per study seed), never from the file.
     seed: int = Field(default=0, exclude=True)
 

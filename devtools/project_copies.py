@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -30,6 +31,13 @@ def tool_environment(**extra: str) -> dict:
     environment = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", **extra}
     environment.pop("CNN_DATA_MIRROR", None)
     return environment
+
+
+def as_from_a_terminal() -> None:
+    """``preexec_fn`` for a process a test will Ctrl-C: SIGINT at its default, as a terminal's shell
+    leaves it. A CI job started in the background inherits SIGINT ignored, and a process that starts
+    with SIGINT ignored keeps ignoring it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def run(command: list[str], cwd: Path, env: dict, check: bool = True) -> str:

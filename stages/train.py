@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
                        f"images{'' if len(task_arrays) == 1 else ' for ' + head}" for head, arrays in task_arrays.items())
     print(f"[train {spec.name} seed {spec.seed}] {model.count_params():,} parameters, {images}, up to "
           f"{recipe.epochs} epochs, batch {recipe.batch_size}, augmentation "
-          f"{'on' if recipe.augmentation.enabled else 'off'}, {recipe.precision}, deterministic ops")
+          f"{'on' if recipe.augmentation.enabled else 'off'}, deterministic ops")
     model_path = arguments.run_dir / MODEL_FILE
     with staged_path(arguments.run_dir / LIVE_DIRECTORY, directory=True) as live_dir, \
             staged_path(model_path) as staged_model_path:

@@ -8,6 +8,10 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
+from devtools.project_copies import as_from_a_terminal
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -21,12 +25,6 @@ def run_script(tmp_path: Path, body: str, fake_tensorflow: str, **popen) -> subp
     env["PYTHONPATH"] = f"{tmp_path}{os.pathsep}{PROJECT_ROOT}"
     return subprocess.Popen([sys.executable, str(script), "fmnist_1", "42"], cwd=tmp_path, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=as_from_a_terminal, **popen)
-
-
-def as_from_a_terminal() -> None:
-    """SIGINT handled as a shell in a terminal leaves it: a CI job started in the background may
-    ignore SIGINT, and a process that starts with SIGINT ignored keeps ignoring it."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 NOISY = "import os\nos.write(2, b'I0000 oneDNN custom operations are on\\n')\n"
@@ -77,24 +75,27 @@ def test_ctrl_c_gives_one_line_and_exit_code_130(tmp_path):
     assert "Traceback" not in stderr
 
 
-def test_a_stage_gets_sigterm_when_its_parent_dies(tmp_path):
-    body = ("import time\ndef main():\n    print('working', flush=True)\n    time.sleep(60)\n    return 0\n"
+@pytest.mark.parametrize("shell", ["/bin/sh", "/bin/bash"])
+def test_a_stage_stops_when_dvc_dies_whichever_shell_runs_it(tmp_path, shell):
+    """DVC runs ``$SHELL -c cmd``: bash execs the stage, dash (/bin/sh here, and DVC's choice when
+    SHELL is unset) stays between DVC and the stage. Either way the stage must stop with DVC."""
+    body = ("import os, time\ndef main():\n    print(os.getpid(), flush=True)\n    time.sleep(60)\n    return 0\n"
             "run_stage(main)\n")
     (tmp_path / "tensorflow.py").write_text("")
     (tmp_path / "stage.py").write_text("from cnn_comparison.console import readable_stage_output, run_stage\n"
                                        "readable_stage_output()\n" + body)
-    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{PROJECT_ROOT}"}
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{PROJECT_ROOT}", "DVC_STAGE": "train@fmnist_1-42"}
     env.pop("TF_CPP_MIN_LOG_LEVEL", None)
-    parent = subprocess.Popen(
-        [sys.executable, "-c", "import subprocess, sys; child = subprocess.Popen([sys.executable, 'stage.py']); "
-                               "print(child.pid, flush=True); child.wait()"],
+    stand_in_for_dvc = subprocess.Popen(
+        [sys.executable, "-c", "import subprocess, sys; "
+                               f"subprocess.Popen([{shell!r}, '-c', f'{{sys.executable}} stage.py']).wait()"],
         cwd=tmp_path, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    child = int(parent.stdout.readline())
-    assert parent.stdout.readline() == "working\n"
-    parent.kill()
-    parent.wait(timeout=10)
+    stage = int(stand_in_for_dvc.stdout.readline())
+    time.sleep(0.5)  # into main
+    stand_in_for_dvc.kill()
+    stand_in_for_dvc.wait(timeout=10)
     deadline = time.monotonic() + 20
-    while Path(f"/proc/{child}").exists() and Path(f"/proc/{child}/stat").read_text().split()[2] != "Z":
-        assert time.monotonic() < deadline, "the stage outlived its parent"
+    while Path(f"/proc/{stage}").exists() and Path(f"/proc/{stage}/stat").read_text().split()[2] != "Z":
+        assert time.monotonic() < deadline, f"the stage outlived DVC (run through {shell})"
         time.sleep(0.1)
-    assert "interrupted (SIGTERM)" in parent.stderr.read()
+    assert "interrupted (SIGTERM)" in stand_in_for_dvc.stderr.read()

@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 import queue_sweep
-from cnn_comparison.layout import MODEL_FILE, run_directory
+from cnn_comparison.layout import MODEL_FILE, run_directory, stage_name
 from cnn_comparison.params import load_params, validated
 from devtools.project_copies import copy_run_project, dvc, git, run, set_value, stages_run, tool_environment
 from servers import openssh_server, s3_server
@@ -43,7 +43,7 @@ def first_seed(model: str) -> int:
 
 def stage(step: str, model: str, seed: int | None = None) -> str:
     """A run's stage name in dvc.yaml, e.g. `train_fashion_cnns@fmnist_3-42` (the first seed by default)."""
-    return f"{step}_{PARAMS.study_of(model)}@{model}-{first_seed(model) if seed is None else seed}"
+    return stage_name(step, PARAMS.study_of(model), model, first_seed(model) if seed is None else seed)
 
 
 def model_file(model: str) -> str:
