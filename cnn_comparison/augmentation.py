@@ -27,6 +27,9 @@ from cnn_comparison.params import Augmentation
 WIDTH_SHIFT_STREAM = 0
 HEIGHT_SHIFT_STREAM = 1
 FLIP_STREAM = 2
+ERASING_STREAMS = (3, 4, 5, 6, 7)  # whether, area, aspect ratio, top, left
+ERASING_MIN_AREA = 0.02  # the paper's s_l
+ERASING_ASPECT_RATIO = (0.3, 1 / 0.3)  # the paper's r_1 and 1/r_1
 
 
 def augmentation_layers(augmentation: Augmentation) -> tuple[keras.layers.RandomTranslation | None,
@@ -86,13 +89,45 @@ def flip_transformation(images: tf.Tensor, batch_seed: tf.Tensor) -> dict[str, t
     return {"flips": uniform <= 0.5, "input_shape": images_shape}
 
 
+def erasing_transformation(images: tf.Tensor, batch_seed: tf.Tensor, probability: float,
+                           max_area: float) -> dict[str, tf.Tensor]:
+    """What ``keras.layers.RandomErasing.transform_images`` takes, drawn statelessly from ``batch_seed``.
+
+    The layer's own draws reuse one seed for every quantity (the rectangle's top and left would
+    be the same fraction of the free space), so the paper's sampling is written out here instead:
+    area uniform in [2%, max_area] of the image, aspect ratio log-uniform, position uniform where
+    the rectangle fits, one rectangle per erased image, filled with 0.
+    """
+    shape = tf.shape(images)
+    batch_size, height, width = shape[0], tf.cast(shape[1], tf.float32), tf.cast(shape[2], tf.float32)
+    whether, area, aspect, top, left = (
+        tf.random.stateless_uniform([batch_size], _stream_seed(batch_seed, stream), dtype=tf.float32)
+        for stream in ERASING_STREAMS)
+    area = (ERASING_MIN_AREA + area * (max_area - ERASING_MIN_AREA)) * height * width
+    low, high = (tf.math.log(tf.constant(bound, tf.float32)) for bound in ERASING_ASPECT_RATIO)
+    aspect = tf.exp(low + aspect * (high - low))
+    erase_height = tf.minimum(tf.round(tf.sqrt(area * aspect)), height)
+    erase_width = tf.minimum(tf.round(tf.sqrt(area / aspect)), width)
+    top = tf.floor(top * (height - erase_height + 1))
+    left = tf.floor(left * (width - erase_width + 1))
+    rows = tf.range(height)[None, :, None, None]
+    columns = tf.range(width)[None, None, :, None]
+    inside = ((rows >= top[:, None, None, None]) & (rows < (top + erase_height)[:, None, None, None])
+              & (columns >= left[:, None, None, None]) & (columns < (left + erase_width)[:, None, None, None]))
+    return {"apply_erasing": whether < probability,
+            "batch_masks": tf.broadcast_to(inside, shape),
+            "fill_value": tf.zeros_like(images)}
+
+
 def make_batch_augmenter(augmentation: Augmentation) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor] | None:
     """``augment(images, batch_seed)`` for a 4-D batch and an int64 scalar seed, or ``None`` when
     augmentation is off. It contains only stateless ops, so tf.data may run it in parallel."""
     if not augmentation.enabled:
         return None
     translation, flip = augmentation_layers(augmentation)
-    if translation is None and flip is None:
+    erasing = (keras.layers.RandomErasing(value_range=(0.0, 1.0)) if augmentation.erasing_probability
+               else None)
+    if translation is None and flip is None and erasing is None:
         return None
 
     def augment(images: tf.Tensor, batch_seed: tf.Tensor) -> tf.Tensor:
@@ -102,6 +137,9 @@ def make_batch_augmenter(augmentation: Augmentation) -> Callable[[tf.Tensor, tf.
                 images, translation_transformation(translation, images, batch_seed), training=True)
         if flip is not None:
             images = flip.transform_images(images, flip_transformation(images, batch_seed), training=True)
+        if erasing is not None:
+            images = erasing.transform_images(images, erasing_transformation(
+                images, batch_seed, augmentation.erasing_probability, augmentation.erasing_max_area), training=True)
         return images
 
     return augment

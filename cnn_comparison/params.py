@@ -122,6 +122,11 @@ class Augmentation(Strict):
     horizontal_flip: bool
     fill_mode: Literal["constant", "nearest", "reflect", "wrap"] = "nearest"  # constant fills with 0 (black)
     interpolation: Literal["bilinear", "nearest"] = "bilinear"  # nearest keeps every shift whole pixels
+    # Random erasing (Zhong et al. 2017, arXiv:1708.04896): with this probability an image gets one
+    # rectangle set to 0 (the background of both datasets), covering a uniform 2% to
+    # `erasing_max_area` of the image, aspect ratio log-uniform in [0.3, 3.3]. Applied after shifts and flips.
+    erasing_probability: Fraction = 0.0
+    erasing_max_area: Annotated[float, Field(gt=0.02, le=1)] = 0.4
 
 
 class Schedule(Strict):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 SMALL_LIMITS = {"max_train_samples": 1000, "max_epochs": 1, "max_eval_samples": 500}
 # Two seeds are enough to exercise the spread over seeds; the project's five would add stages, not coverage.
-SMALL_SEEDS = {"dedicated_vs_multitask": [42, 43]}
+SMALL_SEEDS = {"dedicated_vs_multitask": [42, 43], "fast_cnn": [42]}
 GIT_IDENTITY = ["-c", "user.name=test", "-c", "user.email=test@example.com"]
 
 

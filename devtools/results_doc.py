@@ -33,7 +33,11 @@ from cnn_comparison.layout import METRICS_FILE, run_directory
 from cnn_comparison.params import MultitaskModel, Params, load_params, validated
 
 CNN_STUDY = "fashion_cnns"  # the study the reference report's table compares
-SECTIONS = ("cnn", "multitask", "figures", "time")
+FAST_STUDY = "fast_cnn"  # the fast model, judged against fmnist_5 of CNN_STUDY
+FAST_BASELINE = "fmnist_5"
+FAST_TARGET_ACCURACY = 0.940  # mean test accuracy over seeds
+FAST_TARGET_CPU_SHARE = 1 / 3  # of the baseline's mean training CPU seconds
+SECTIONS = ("cnn", "fast", "multitask", "figures", "time")
 NOT_RETRAINED = "not yet retrained by the current code"
 # Epochs the reference run actually took (early stopping), from reference/cnn_comparison_report.md's logs.
 REFERENCE_EPOCHS_RUN = {"fmnist_1": 10, "fmnist_2": 10, "fmnist_3": 24, "fmnist_4": 19, "fmnist_5": 50, "fmnist_6": 36}
@@ -42,6 +46,7 @@ REFERENCE_REPORT = "cnn_comparison_report.md"
 REFERENCE_OUTPUT = "multitask_reference_output.txt"
 CNN_HEADER = ("model", "test accuracy", "seeds", "reference", "gap (pp)", "macro F1", "epochs", "reference epochs",
               "CPU time (s)")
+FAST_HEADER = ("model", "test accuracy", "seeds", "macro F1", "epochs", "CPU time (s)", f"CPU time / {FAST_BASELINE}'s")
 MULTITASK_HEADER = ("task", "model", "test accuracy", "seeds", "reference", "gap (pp)", "macro F1",
                     "vs dedicated (Welch's t-test)")
 # The aggregate's figures, in the order the document lists them.
@@ -260,6 +265,42 @@ def cnn_section(runs: StudyRuns, reference: Mapping[str, Mapping[str, str]], com
     return "\n".join(lines)
 
 
+def fast_section(runs: StudyRuns, baseline_runs: StudyRuns) -> str:
+    """The fast model(s) over seeds, with training CPU seconds as a share of the baseline's, and the target."""
+    baseline_cpu = [baseline_runs.records[FAST_BASELINE, seed]["training_cpu_seconds"]
+                    for seed in baseline_runs.seeds_of(FAST_BASELINE)]
+    baseline_mean = float(np.mean(baseline_cpu)) if baseline_cpu else None
+    spread = {row["model"]: row for row in spread_table(runs.table()).to_dict("records")} if runs.records else {}
+    rows, verdicts = [], []
+    for model in runs.models:
+        seeds = runs.seeds_of(model)
+        seeds_cell = f"{len(seeds)} of {len(runs.seeds)}"
+        if not seeds:
+            rows.append([f"`{model}`", NOT_RETRAINED, seeds_cell, "", "", "", ""])
+            continue
+        row = spread[model]
+        count = int(row["n"])
+        share = row["training_cpu_seconds_mean"] / baseline_mean if baseline_mean else None
+        rows.append([f"`{model}`", mean_and_std(row["test_accuracy_mean"], row["test_accuracy_std"], count), seeds_cell,
+                     mean_and_std(row["f1_mean"], row["f1_std"], count),
+                     epochs_range([runs.records[model, seed]["epochs_run"] for seed in seeds]),
+                     f"{row['training_cpu_seconds_mean']:,.0f}", "" if share is None else f"{share:.2f}"])
+        if len(seeds) < len(runs.seeds) or share is None:
+            continue
+        accuracy_met = row["test_accuracy_mean"] >= FAST_TARGET_ACCURACY
+        cpu_met = share <= FAST_TARGET_CPU_SHARE
+        verdicts.append(
+            f"`{model}`: mean test accuracy {row['test_accuracy_mean']:.4f} "
+            f"({'meets' if accuracy_met else 'misses'} the {FAST_TARGET_ACCURACY:.3f} target), in "
+            f"{share:.2f} of `{FAST_BASELINE}`'s training CPU seconds ({row['training_cpu_seconds_mean']:,.0f} "
+            f"against {baseline_mean:,.0f}; {'within' if cpu_met else 'over'} the third allowed).")
+    lines = [markdown_table(FAST_HEADER, rows, left_columns=(0,)), ""]
+    if baseline_mean is None:
+        lines.append(f"No full-data run of `{FAST_BASELINE}` by the current code yet, so no CPU time to compare with.")
+    lines += verdicts or [f"The target is judged once all {len(runs.seeds)} seeds have full-data results."]
+    return "\n".join(lines)
+
+
 @dataclass(frozen=True)
 class TaskComparison:
     """One task of a multitask model and the dedicated model it is compared with."""
@@ -353,12 +394,16 @@ def figures_section(runs_by_study: Mapping[str, StudyRuns], comparisons_root: Pa
     return "\n".join(lines)
 
 
-def time_section(runs: StudyRuns, comparisons_root: Path) -> str:
-    """The aggregate's time-to-accuracy table, once it holds the current runs."""
-    path = Path(comparisons_root) / runs.study / TIME_TO_ACCURACY
-    if current_aggregate(runs, comparisons_root) is None or not path.is_file():
-        return aggregate_status(runs)
-    return path.read_text().strip()
+def time_section(studies: Sequence[StudyRuns], comparisons_root: Path) -> str:
+    """Each study's time-to-accuracy table from its aggregate, once it holds the current runs."""
+    parts = []
+    for runs in studies:
+        path = Path(comparisons_root) / runs.study / TIME_TO_ACCURACY
+        if current_aggregate(runs, comparisons_root) is None or not path.is_file():
+            parts.append(f"**`{runs.study}`**: {aggregate_status(runs)}")
+        else:
+            parts.append(f"**`{runs.study}`**\n\n{path.read_text().strip()}")
+    return "\n\n".join(parts)
 
 
 # --- the document -------------------------------------------------------------------------------
@@ -371,9 +416,10 @@ def render_sections(params: Params, results_root: Path, comparisons_root: Path, 
     accuracies = parse_reference_accuracies((Path(reference_dir) / REFERENCE_OUTPUT).read_text())
     return {
         "cnn": cnn_section(runs_by_study[CNN_STUDY], reference, comparisons_root),
+        "fast": fast_section(runs_by_study[FAST_STUDY], runs_by_study[CNN_STUDY]),
         "multitask": multitask_section(params, runs_by_study, accuracies, comparisons_root),
         "figures": figures_section(runs_by_study, comparisons_root, document_dir),
-        "time": time_section(runs_by_study[CNN_STUDY], comparisons_root),
+        "time": time_section([runs_by_study[CNN_STUDY], runs_by_study[FAST_STUDY]], comparisons_root),
     }
 
 

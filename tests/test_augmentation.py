@@ -153,9 +153,32 @@ def test_targets_and_sample_weights_pass_through_in_order():
     assert all(batch[0].dtype == np.float32 and batch[0].shape[1:] == (28, 28, 1) for batch in batches)
 
 
+ERASING_ONLY = Augmentation(enabled=True, width_shift=0.0, height_shift=0.0, horizontal_flip=False,
+                            erasing_probability=0.5, erasing_max_area=0.3)
+
+
+def test_erasing_blanks_one_rectangle_in_about_half_of_the_images():
+    images = np.ones((1024, 28, 28, 1), dtype=np.float32)
+    erased = augmented_images(augment_batches(batched(images), ERASING_ONLY, seed=5, parallel_calls=2))
+    blank = erased[..., 0] == 0
+    counts = blank.reshape(len(blank), -1).sum(axis=1)
+    assert 0.45 < np.mean(counts > 0) < 0.55, np.mean(counts > 0)
+    assert set(np.unique(erased)) == {0.0, 1.0}  # untouched pixels keep their value
+    areas = counts[counts > 0] / (28 * 28)
+    assert areas.min() >= 0.015 and areas.max() <= 0.32, (areas.min(), areas.max())  # 2%-30%, rounded to pixels
+    tops, lefts = [], []
+    for mask in blank[counts > 0]:
+        rows, columns = np.nonzero(mask)
+        assert mask.sum() == (np.ptp(rows) + 1) * (np.ptp(columns) + 1)  # one filled rectangle
+        tops.append(rows.min())
+        lefts.append(columns.min())
+    assert abs(np.corrcoef(tops, lefts)[0, 1]) < 0.2  # drawn independently (Keras' own draws are not)
+    assert len(set(tops)) > 15 and len(set(lefts)) > 15
+
+
 def test_augmentation_has_no_stateful_ops():
     """What keeps tf.data's map parallel under op determinism."""
-    augment = make_batch_augmenter(REFERENCE)
+    augment = make_batch_augmenter(REFERENCE.model_copy(update={"erasing_probability": 0.5}))
     function = tf.function(augment).get_concrete_function(tf.TensorSpec([None, 28, 28, 1], tf.float32),
                                                           tf.TensorSpec([], tf.int64))
     operations = {operation.type for operation in function.graph.get_operations()}

@@ -14,7 +14,7 @@ import yaml
 
 from cnn_comparison.layout import run_directory
 from cnn_comparison.params import load_params, validated
-from devtools.results_doc import (CNN_STUDY, NOT_RETRAINED, SECTIONS, current_aggregate, fill_document,
+from devtools.results_doc import (CNN_STUDY, FAST_STUDY, NOT_RETRAINED, SECTIONS, current_aggregate, fill_document,
                                   is_full_data, main, parse_reference_accuracies, parse_reference_cnn_table,
                                   read_study_runs, render_sections, replace_section)
 
@@ -151,7 +151,7 @@ def test_cnn_rows_are_means_over_full_data_seeds_and_not_retrained_otherwise(tmp
                                   "30–35", "50", "192"]
     assert rows["`fmnist_own`"][1:4] == ["0.9350", "1 of 2", ""]  # the limited seed does not count
     assert rows["`fmnist_1`"] == ["`fmnist_1`", NOT_RETRAINED, "0 of 2", "0.9201", "", "", "", "10", ""]
-    assert "3 of the 16 declared runs of `fashion_cnns`" in render(params, tmp_path)["cnn"]
+    assert "3 of the 14 declared runs of `fashion_cnns`" in render(params, tmp_path)["cnn"]
 
 
 def test_without_full_data_runs_every_section_says_so(tmp_path):
@@ -160,7 +160,9 @@ def test_without_full_data_runs_every_section_says_so(tmp_path):
     assert set(sections) == set(SECTIONS)
     assert all(row[2] == NOT_RETRAINED for row in table_rows(sections["multitask"]))
     assert all(row[1] == NOT_RETRAINED for row in table_rows(sections["cnn"]))
-    assert sections["time"] == "No full-data runs of `fashion_cnns` by the current code yet."
+    assert sections["time"] == ("**`fashion_cnns`**: No full-data runs of `fashion_cnns` by the current code yet.\n\n"
+                                "**`fast_cnn`**: No full-data runs of `fast_cnn` by the current code yet.")
+    assert all(row[1] == NOT_RETRAINED for row in table_rows(sections["fast"]))
     assert ".png" not in sections["figures"]
 
 
@@ -205,14 +207,38 @@ def test_time_section_is_the_aggregates_table_once_current(tmp_path):
     for index, model in enumerate(params.studies[CNN_STUDY].models):
         write_record(tmp_path / "results", CNN_STUDY, record(model, 42, 0.90 + index / 100))
     runs = read_study_runs(params, CNN_STUDY, tmp_path / "results")
-    assert "run `dvc repro aggregate@fashion_cnns`" in render(params, tmp_path)["time"]
+    assert "**`fashion_cnns`**: `comparisons/fashion_cnns/` does not hold the current runs: run `dvc repro aggregate@fashion_cnns`" \
+        in render(params, tmp_path)["time"]
     subprocess.run([sys.executable, str(ROOT / "stages" / "aggregate.py"), CNN_STUDY,
                     str(tmp_path / "results" / CNN_STUDY), str(tmp_path / "comparisons" / CNN_STUDY),
                     "--params", str(tmp_path / "params.yaml")], check=True, capture_output=True, cwd=ROOT, timeout=300)
     assert current_aggregate(runs, tmp_path / "comparisons") is not None
     sections = render(params, tmp_path)
-    assert sections["time"] == (tmp_path / "comparisons" / CNN_STUDY / "time_to_accuracy.md").read_text().strip()
-    assert "Best model on fashion: **fmnist_fast**" in sections["cnn"]
+    table = (tmp_path / "comparisons" / CNN_STUDY / "time_to_accuracy.md").read_text().strip()
+    assert sections["time"].startswith(f"**`fashion_cnns`**\n\n{table}\n\n**`fast_cnn`**: No full-data runs")
+    assert "Best model on fashion: **fmnist_own**" in sections["cnn"]
+
+
+def test_the_fast_section_judges_the_target_against_fmnist_5s_cpu_seconds(tmp_path):
+    _, params = params_with_seeds(fashion_cnns=[42], fast_cnn=[1, 2, 3])
+    results = tmp_path / "results"
+    baseline = record("fmnist_5", 42, 0.93)
+    baseline["training_cpu_seconds"] = 9000.0
+    write_record(results, CNN_STUDY, baseline)
+    for seed, accuracy in [(1, 0.941), (2, 0.942)]:
+        write_record(results, FAST_STUDY, record("fmnist_fast", seed, accuracy))  # CPU 151, 152 s
+    fast = render(params, tmp_path)["fast"]
+    assert table_rows(fast)[0][1:3] == ["0.9415 ± 0.0007", "2 of 3"]
+    assert "judged once all 3 seeds" in fast  # not on two of three seeds
+    write_record(results, FAST_STUDY, record("fmnist_fast", 3, 0.934))
+    fast = render(params, tmp_path)["fast"]
+    assert table_rows(fast)[0] == ["`fmnist_fast`", "0.9390 ± 0.0044", "3 of 3", "0.9380 ± 0.0044", "10", "152", "0.02"]
+    assert "mean test accuracy 0.9390 (misses the 0.940 target), in 0.02 of `fmnist_5`'s training CPU seconds " \
+           "(152 against 9,000; within the third allowed)" in fast
+    baseline["training_cpu_seconds"] = 300.0
+    write_record(results, CNN_STUDY, baseline)
+    assert "0.51 of `fmnist_5`'s training CPU seconds (152 against 300; over the third allowed)" in \
+        render(params, tmp_path)["fast"]
 
 
 def test_main_rewrites_the_document_and_check_tells_when_it_is_stale(aggregated_study_2, tmp_path, capsys):
