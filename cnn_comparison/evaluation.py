@@ -52,12 +52,32 @@ def confusion_rows(labels: np.ndarray, predictions: np.ndarray, class_names: Seq
             for actual, predicted in zip(labels, predictions)]
 
 
+def shifted(images: np.ndarray, rows: int, columns: int) -> np.ndarray:
+    """``images`` (N, height, width, channels) moved by whole pixels; what moves in is black (0)."""
+    moved = np.zeros_like(images)
+    height, width = images.shape[1:3]
+    moved[:, max(rows, 0):height + min(rows, 0), max(columns, 0):width + min(columns, 0)] = \
+        images[:, max(-rows, 0):height + min(-rows, 0), max(-columns, 0):width + min(-columns, 0)]
+    return moved
+
+
+def test_time_views(images: np.ndarray, flip: bool, shift: int) -> list[np.ndarray]:
+    """The views whose predictions are averaged: the image, shifted copies, and their mirror images."""
+    views = [images]
+    if shift:
+        views += [shifted(images, rows, columns) for rows, columns in ((-shift, 0), (shift, 0), (0, -shift), (0, shift))]
+    if flip:
+        views += [view[:, :, ::-1] for view in views]
+    return views
+
+
 def predict_heads(model: keras.Model, images_by_head: Mapping[str, np.ndarray],
-                  test_time_flip: bool = False) -> dict[str, np.ndarray]:
+                  test_time_flip: bool = False, test_time_shift: int = 0) -> dict[str, np.ndarray]:
     """Class probabilities per head (the model's outputs are named after its heads).
 
-    With ``test_time_flip`` each image's probabilities are averaged with its mirror image's: a
-    model trained with horizontal flips sees both as the same garment, and two looks vote better.
+    With ``test_time_flip`` each image's probabilities are averaged with its mirror image's, and
+    with ``test_time_shift`` with copies shifted that many pixels each way: a model trained with
+    flips and shifts sees these as the same garment, and several looks vote better.
     """
     def predict(images: np.ndarray):
         # Through make_dataset rather than NumPy arrays, which Keras wraps in an autotuned tf.data
@@ -69,11 +89,8 @@ def predict_heads(model: keras.Model, images_by_head: Mapping[str, np.ndarray],
 
     probabilities = {}
     for head, images in images_by_head.items():
-        output = predict(images)
-        if test_time_flip:
-            mirrored = predict(images[:, :, ::-1])
-            output = {name: (output[name] + mirrored[name]) / 2 for name in output}
-        probabilities[head] = output[head]
+        views = [predict(view)[head] for view in test_time_views(images, test_time_flip, test_time_shift)]
+        probabilities[head] = views[0] if len(views) == 1 else np.mean(views, axis=0)
     return probabilities
 
 

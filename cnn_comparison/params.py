@@ -171,6 +171,9 @@ class Recipe(Strict):
     label_smoothing: Fraction = 0.0
     ema_momentum: Annotated[float, Field(gt=0, lt=1)] | None = None  # validation and saved model use the average
     test_time_flip: bool = False  # predictions averaged over the image and its mirror image
+    # N > 0: also the image shifted N pixels up, down, left and right (black fill), each view flipped
+    # too with test_time_flip: 5 or 10 views averaged. Evaluation only; training CPU time unchanged.
+    test_time_shift: Annotated[int, Field(ge=0, le=4)] = 0
     # Set by the stage from its command line (one stage per study seed), never from the file.
     seed: int = Field(default=0, exclude=True)
 

@@ -65,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     test_sets = {head: capped_test(load_arrays(directory, ["test_images", "test_labels"]), params.limits)
                  for head, directory in prepared_dirs.items()}
     probabilities = predict_heads(model, {head: images for head, (images, _) in test_sets.items()},
-                                  test_time_flip=spec.recipe.test_time_flip)
+                                  test_time_flip=spec.recipe.test_time_flip,
+                                  test_time_shift=spec.recipe.test_time_shift)
     training = json.loads((arguments.run_dir / LIVE_DIRECTORY / "metrics.json").read_text())
     scores = {}
     with contextlib.ExitStack() as staged:

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from cnn_comparison.builder import build_with_heads
-from cnn_comparison.evaluation import predict_heads
+from cnn_comparison.evaluation import predict_heads, shifted
 from cnn_comparison.params import parse_recipe
 from cnn_comparison.training import compile_model, learning_rate_schedule, make_optimizer, one_hot, train_model
 
@@ -132,6 +132,21 @@ def test_test_time_flip_averages_the_image_and_its_mirror():
     flipped = predict_heads(model, {"fashion": images}, test_time_flip=True)["fashion"]
     np.testing.assert_allclose(flipped, (plain + mirrored) / 2, rtol=1e-5)
     assert not np.allclose(plain, mirrored)  # a dense layer is not mirror-symmetric, so the test can fail
+
+
+def test_test_time_shift_averages_the_shifted_views_and_their_mirrors():
+    model = tiny_model()
+    images = np.random.default_rng(3).random((4, 28, 28, 1), dtype=np.float32)
+    moved_down = shifted(images, 1, 0)
+    assert np.array_equal(moved_down[:, 1:], images[:, :-1]) and not moved_down[:, 0].any()
+    moved_left = shifted(images, 0, -2)
+    assert np.array_equal(moved_left[:, :, :-2], images[:, :, 2:]) and not moved_left[:, :, -2:].any()
+    views = [images, shifted(images, -1, 0), shifted(images, 1, 0), shifted(images, 0, -1), shifted(images, 0, 1)]
+    views += [view[:, :, ::-1] for view in views]
+    expected = np.mean([np.asarray(model(view)["fashion"]) for view in views], axis=0)
+    averaged = predict_heads(model, {"fashion": images}, test_time_flip=True, test_time_shift=1)["fashion"]
+    np.testing.assert_allclose(averaged, expected, rtol=1e-5, atol=1e-7)
+    assert not np.allclose(averaged, predict_heads(model, {"fashion": images}, test_time_flip=True)["fashion"])
 
 
 def test_prediction_runs_without_tf_data_autotuning(monkeypatch):
