@@ -21,16 +21,16 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from cnn_comparison.layout import LIVE_DIRECTORY, METRICS_FILE, MODEL_FILE, run_directory, stage_name
 from cnn_comparison.params import NAME_PATTERN
-from devtools.compare_runs import differences, without_times
+from devtools.compare_runs import TIMES, differences, without_times
+from devtools.results_doc import AGGREGATE_TABLE
 
 RUN_PATTERN = re.compile(r"^(?P<study>[^@]+)@(?P<model>.+)-(?P<seed>\d+)$")
-TIME_COLUMNS = {"training_time_seconds", "training_cpu_seconds", "evaluation_time_seconds"}
-AGGREGATE_TABLE = "table.csv"
 
 
 def parse_run(text: str) -> tuple[str, str, int]:
@@ -41,23 +41,25 @@ def parse_run(text: str) -> tuple[str, str, int]:
     return match["study"], match["model"], int(match["seed"])
 
 
+def leaves(value: Any, prefix: str = "") -> dict[str, Any]:
+    """A nested record as ``{"heads.fashion.accuracy": 0.93, ...}``."""
+    if not isinstance(value, dict):
+        return {prefix: value}
+    return {key: leaf for name, item in value.items() for key, leaf in leaves(item, f"{prefix}{name}.").items()} \
+        if value else {prefix: value}
+
+
 def metrics_differences(before: Path, after: Path) -> list[str]:
     """The keys of an evaluate stage's metrics file that differ, times and provenance aside."""
-    first, second = (without_times(json.loads(path.read_text())) for path in (before, after))
-    if first == second:
-        return []
-    heads = sorted(set(first.get("heads", {})) | set(second.get("heads", {})))
-    keys = [f"heads.{head}.{key}" for head in heads
-            for key in sorted(set(first.get("heads", {}).get(head, {})) | set(second.get("heads", {}).get(head, {})))
-            if first.get("heads", {}).get(head, {}).get(key) != second.get("heads", {}).get(head, {}).get(key)]
-    keys += [key for key in sorted(set(first) | set(second)) if key != "heads" and first.get(key) != second.get(key)]
-    return [f"{after}: {keys} differ"]
+    first, second = (leaves(without_times(json.loads(path.read_text()))) for path in (before, after))
+    keys = [key.rstrip(".") for key in sorted(set(first) | set(second)) if first.get(key) != second.get(key)]
+    return [f"{after}: {keys} differ"] if keys else []
 
 
 def table_differences(before: Path, after: Path) -> list[str]:
     """An aggregate table's cells that differ, time columns aside."""
     first, second = (pd.read_csv(path, keep_default_na=False) for path in (before, after))
-    columns = [column for column in first.columns if column not in TIME_COLUMNS]
+    columns = [column for column in first.columns if column not in TIMES]
     if list(first.columns) != list(second.columns) or len(first) != len(second):
         return [f"{after}: columns or rows differ"]
     changed = [column for column in columns if not first[column].equals(second[column])]
