@@ -15,7 +15,7 @@ import pytest
 
 from devtools.project_copies import SMALL_LIMITS as LIMITS
 from cnn_comparison.params import load_params
-from devtools.project_copies import (as_from_a_terminal, copy_run_project, dvc, run, set_value, stages_run,
+from devtools.project_copies import (as_from_a_terminal, copy_run_project, dvc, git, run, set_value, stages_run,
                                      tool_environment)
 
 pytestmark = pytest.mark.end_to_end
@@ -274,6 +274,35 @@ def test_rerunning_committed_stages_reproduces_their_numbers_and_the_check_can_f
     bad = subprocess.run([sys.executable, "-m", "devtools.check_reproduction", "fashion_cnns@x;touch owned-1"],
                          cwd=work, env=tool_environment(), capture_output=True, text=True)
     assert bad.returncode == 2 and "expected <study>@<model>-<seed>" in bad.stderr and not (work / "owned").exists()
+
+
+def test_retrain_commits_each_stage_it_runs_and_skips_the_ones_up_to_date(small_pipeline_run, tmp_path):
+    """Issue #23's stage-by-stage retraining (`devtools/retrain.py`): one commit per stage it ran,
+    holding that stage's lock entry and results; none for a stage already up to date; a name that
+    is not a stage is refused before anything runs."""
+    work = copy_run_project(small_pipeline_run[0], tmp_path / "project").resolve()
+    env = tool_environment(GIT_AUTHOR_NAME="test", GIT_AUTHOR_EMAIL="test@example.com",
+                           GIT_COMMITTER_NAME="test", GIT_COMMITTER_EMAIL="test@example.com")
+    set_value(work / "params.yaml", r"(^  fmnist_4:\n.*?learning_rate: )0.001", r"\g<1>0.002")
+    run(git("add", "-A"), work, env)
+    run(git("commit", "-qm", "the small run, and fmnist_4 changed"), work, env)
+    stages = ["train_fashion_cnns@fmnist_4-42", "evaluate_fashion_cnns@fmnist_4-42", "evaluate_fashion_cnns@fmnist_3-42"]
+    result = subprocess.run([sys.executable, "-m", "devtools.retrain", *stages, "--message", "retrained"],
+                            cwd=work, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    code = run(["git", "rev-parse", "--short", "HEAD~2"], work, env).strip()
+    messages = run(["git", "log", "--format=%s", "-3"], work, env).splitlines()
+    assert messages == [f"retrained: {stages[1]} by {code}", f"retrained: {stages[0]} by {code}",
+                        "the small run, and fmnist_4 changed"]
+    assert f"{stages[2]}: up to date, skipped" in result.stdout
+    assert "dvc.lock" in run(["git", "show", "--name-only", "--format=", "HEAD~1"], work, env).split()
+    assert json.loads(run(dvc("status", "--json", *stages), work, env)) == {}
+    assert run(["git", "status", "--porcelain", "--", "dvc.lock", "results"], work, env) == ""
+    bad = subprocess.run([sys.executable, "-m", "devtools.retrain", "train_fashion_cnns@x;touch owned"],
+                         cwd=work, env=env, capture_output=True, text=True)
+    assert bad.returncode == 2 and "not stages of dvc.yaml" in bad.stderr, bad.stdout + bad.stderr
+    assert not (work / "owned").exists()
+    assert run(["git", "log", "--format=%s", "-1"], work, env).strip() == messages[0]
 
 
 def stage_processes(project_dir) -> list[int]:

@@ -1,0 +1,105 @@
+"""Retrain stages one at a time and commit each as it finishes, so a stopped session loses at most
+the stage in progress (hours of CPU go into a full retraining; see docs/pipeline.md).
+
+Usage: python -m devtools.retrain STAGE... [--message TEXT] [--no-doc]
+       e.g. python -m devtools.retrain train_fashion_cnns@fmnist_1-42 evaluate_fashion_cnns@fmnist_1-42
+
+For each stage in the order given: skip it if `dvc status` calls it up to date, otherwise
+`dvc repro -s` it, regenerate docs/results.md (`devtools.results_doc`) and commit `dvc.lock`,
+`results`, `comparisons` and docs/results.md with a message naming the stage and the code's commit.
+Stops at the first stage that fails. Every name is checked against `dvc stage list` before
+anything runs. Push the results to the team remote with `dvc push` afterwards.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+from devtools import results_doc
+
+COMMITTED_PATHS = ("dvc.lock", "results", "comparisons", "docs/results.md")
+
+
+def dvc(*arguments: str, capture: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "dvc", *arguments], capture_output=capture, text=True)
+
+
+def git(*arguments: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", *arguments], capture_output=True, text=True)
+
+
+def known_stages() -> set[str]:
+    listed = dvc("stage", "list", "--name-only")
+    if listed.returncode != 0:
+        raise RuntimeError(f"`dvc stage list` failed: {listed.stderr.strip()}")
+    return set(listed.stdout.split())
+
+
+def up_to_date(stage: str) -> bool:
+    """The stage alone (not its upstream): an empty status means its lock entry matches the workspace."""
+    status = dvc("status", "--json", stage)
+    return status.returncode == 0 and json.loads(status.stdout or "{}") == {}
+
+
+def commit(stage: str, message: str, code: str) -> None:
+    """Commit the stage's results; retried, as another git command may hold the index for a moment."""
+    existing = [path for path in COMMITTED_PATHS if Path(path).exists()]
+    for attempt in range(5):
+        added = git("add", "--", *existing)
+        done = git("commit", "-q", "-m", f"{message}: {stage} by {code}", "--", *existing)
+        if added.returncode == 0 and done.returncode == 0:
+            return
+        if "nothing to commit" in done.stdout + done.stderr:
+            return
+        time.sleep(5)
+    raise RuntimeError(f"git commit failed for {stage}: {done.stderr.strip() or done.stdout.strip()}")
+
+
+def say(text: str) -> None:
+    print(f"== {datetime.now():%H:%M:%S} {text}", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("stages", nargs="+", metavar="STAGE")
+    parser.add_argument("--message", default="retrained on full data", help="commit message, before ': STAGE by CODE'")
+    parser.add_argument("--no-doc", action="store_true", help="do not regenerate docs/results.md")
+    arguments = parser.parse_args(argv)
+    try:
+        unknown = [stage for stage in arguments.stages if stage not in known_stages()]
+    except RuntimeError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if unknown:
+        print(f"error: not stages of dvc.yaml: {unknown}; `dvc stage list` names them", file=sys.stderr)
+        return 2
+    code = git("rev-parse", "--short", "HEAD").stdout.strip() or "uncommitted code"
+    for stage in arguments.stages:
+        if up_to_date(stage):
+            say(f"{stage}: up to date, skipped")
+            continue
+        say(f"start {stage}")
+        started = time.monotonic()
+        if dvc("repro", "-s", stage, capture=False).returncode != 0:
+            say(f"FAILED {stage}: nothing committed for it; the stages before it are committed")
+            return 1
+        say(f"done {stage} in {time.monotonic() - started:,.0f} s")
+        if not arguments.no_doc and results_doc.main([]) != 0:
+            say("docs/results.md not regenerated (see the error above); committing the results anyway")
+        try:
+            commit(stage, arguments.message, code)
+        except RuntimeError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
+        say(f"committed {stage}")
+    say("all stages done")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
