@@ -71,10 +71,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-doc", action="store_true", help="do not regenerate docs/results.md")
     arguments = parser.parse_args(argv)
     try:
-        unknown = [stage for stage in arguments.stages if stage not in known_stages()]
+        stages = known_stages()
     except RuntimeError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    unknown = [stage for stage in arguments.stages if stage not in stages]
     if unknown:
         print(f"error: not stages of dvc.yaml: {unknown}; `dvc stage list` names them", file=sys.stderr)
         return 2
