@@ -7,13 +7,16 @@ Usage: python -m devtools.retrain STAGE... [--message TEXT] [--no-doc]
 For each stage in the order given: skip it if `dvc status` calls it up to date, otherwise
 `dvc repro -s` it, regenerate docs/results.md (`devtools.results_doc`) and commit `dvc.lock`,
 `results`, `comparisons` and docs/results.md with a message naming the stage and the code's commit.
-Stops at the first stage that fails. Every name is checked against `dvc stage list` before
-anything runs. Push the results to the team remote with `dvc push` afterwards.
+Stops at the first stage that fails. Sent SIGTERM (a session ending), it stops DVC and the stage
+in progress, which saves nothing; a SIGTERM during a commit waits for the commit to finish. Every
+name is checked against `dvc stage list` before anything runs. Push the results to the team
+remote with `dvc push` afterwards.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -25,8 +28,20 @@ from devtools import results_doc
 COMMITTED_PATHS = ("dvc.lock", "results", "comparisons", "docs/results.md")
 
 
-def dvc(*arguments: str, capture: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "dvc", *arguments], capture_output=capture, text=True)
+def dvc(*arguments: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "dvc", *arguments], capture_output=True, text=True)
+
+
+def repro(stage: str) -> int:
+    """`dvc repro -s stage`, its output shown as it comes. If this process is stopped, DVC gets
+    SIGTERM and stops the stage (which saves nothing), instead of training on with no one to commit."""
+    process = subprocess.Popen([sys.executable, "-m", "dvc", "repro", "-s", stage])
+    try:
+        return process.wait()
+    except BaseException:
+        process.terminate()
+        process.wait()
+        raise
 
 
 def git(*arguments: str) -> subprocess.CompletedProcess:
@@ -70,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--message", default="retrained on full data", help="commit message, before ': STAGE by CODE'")
     parser.add_argument("--no-doc", action="store_true", help="do not regenerate docs/results.md")
     arguments = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda number, frame: sys.exit(128 + number))
     try:
         stages = known_stages()
     except RuntimeError as error:
@@ -86,10 +102,17 @@ def main(argv: list[str] | None = None) -> int:
             continue
         say(f"start {stage}")
         started = time.monotonic()
-        if dvc("repro", "-s", stage, capture=False).returncode != 0:
+        try:
+            status = repro(stage)
+        except SystemExit:
+            say(f"stopped during {stage}; the stages before it are committed")
+            raise
+        if status != 0:
             say(f"FAILED {stage}: nothing committed for it; the stages before it are committed")
             return 1
         say(f"done {stage} in {time.monotonic() - started:,.0f} s")
+        # A stop now waits until the finished stage is committed, so no half-made commit is left.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
         if not arguments.no_doc and results_doc.main([]) != 0:
             say("docs/results.md not regenerated (see the error above); committing the results anyway")
         try:
@@ -98,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {error}", file=sys.stderr)
             return 1
         say(f"committed {stage}")
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
     say("all stages done")
     return 0
 

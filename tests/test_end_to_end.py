@@ -9,6 +9,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from subprocess import Popen
+from typing import Callable
 
 import pandas as pd
 import pytest
@@ -303,6 +305,14 @@ def test_retrain_commits_each_stage_it_runs_and_skips_the_ones_up_to_date(small_
     assert bad.returncode == 2 and "not stages of dvc.yaml" in bad.stderr, bad.stdout + bad.stderr
     assert not (work / "owned").exists()
     assert run(["git", "log", "--format=%s", "-1"], work, env).strip() == messages[0]
+    # Stopped mid-stage (a session ending), it stops DVC and the stage too, and commits nothing.
+    minutes_of_training(work / "params.yaml")
+    stopped = subprocess.Popen([sys.executable, "-m", "devtools.retrain", "train_fashion_cnns@fmnist_3-42"], cwd=work,
+                               env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    output = stop_in_first_epoch(stopped, work, Popen.terminate)
+    assert stopped.returncode == 128 + signal.SIGTERM and stage_processes(work) == []
+    assert "stopped during train_fashion_cnns@fmnist_3-42" in output, output[-3000:]
+    assert run(["git", "log", "--format=%s", "-1"], work, env).strip() == messages[0]
 
 
 def stage_processes(project_dir) -> list[int]:
@@ -318,36 +328,46 @@ def stage_processes(project_dir) -> list[int]:
     return found
 
 
-@pytest.mark.parametrize("how", ["SIGTERM to dvc", "Ctrl-C"])
-def test_an_interrupted_repro_leaves_no_stage_running_and_prints_one_line(small_pipeline_run, tmp_path, how):
-    work = copy_run_project(small_pipeline_run[0], tmp_path / "project").resolve()
-    # DVC runs stages through $SHELL; /bin/sh (dash, DVC's choice when SHELL is unset) does not exec
-    # the stage, so the stage is DVC's grandchild: the harder case for "stops when DVC dies".
-    env = tool_environment(SHELL="/bin/sh")
-    set_value(work / "params.yaml", r"^  max_train_samples: \d+", "  max_train_samples: 40000")
-    set_value(work / "params.yaml", r"^  max_epochs: \d+", "  max_epochs: 20")  # minutes of training
-    repro = subprocess.Popen(dvc("repro", "-s", "train_fashion_cnns@fmnist_3-42"), cwd=work, env=env, text=True,
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
-                             preexec_fn=as_from_a_terminal)
+def stop_in_first_epoch(process: subprocess.Popen, project_dir: Path, stop: Callable[[subprocess.Popen], None]) -> str:
+    """Wait for ``process`` (a `dvc repro` of fmnist_3's training with minutes of it to do) to start
+    training, ``stop`` it, and return all its output once the stage has exited (the output pipe
+    closes only then); fail if the training goes on."""
     output = []
-    for line in repro.stdout:
+    for line in process.stdout:
         output.append(line)
         if line.startswith("[train fmnist_3 seed 42]"):
             break
     else:
         pytest.fail("the stage never started training:\n" + "".join(output))
     time.sleep(3)  # into the first epoch
-    if how == "Ctrl-C":
-        os.killpg(repro.pid, signal.SIGINT)  # a terminal signals its whole foreground process group
-    else:
-        repro.terminate()  # DVC alone
+    stop(process)
     try:
-        rest, _ = repro.communicate(timeout=120)  # the pipe closes when the stage has exited too
+        rest, _ = process.communicate(timeout=120)
     except subprocess.TimeoutExpired:
-        for pid in stage_processes(work):
+        for pid in stage_processes(project_dir):
             os.kill(pid, signal.SIGKILL)
-        pytest.fail(f"{how}: the training went on after the interruption")
-    output = "".join(output) + rest
+        pytest.fail("the training went on after the interruption:\n" + "".join(output)[-3000:])
+    return "".join(output) + rest
+
+
+def minutes_of_training(params_path: Path) -> None:
+    set_value(params_path, r"^  max_train_samples: \d+", "  max_train_samples: 40000")
+    set_value(params_path, r"^  max_epochs: \d+", "  max_epochs: 20")
+
+
+@pytest.mark.parametrize("how", ["SIGTERM to dvc", "Ctrl-C"])
+def test_an_interrupted_repro_leaves_no_stage_running_and_prints_one_line(small_pipeline_run, tmp_path, how):
+    work = copy_run_project(small_pipeline_run[0], tmp_path / "project").resolve()
+    # DVC runs stages through $SHELL; /bin/sh (dash, DVC's choice when SHELL is unset) does not exec
+    # the stage, so the stage is DVC's grandchild: the harder case for "stops when DVC dies".
+    env = tool_environment(SHELL="/bin/sh")
+    minutes_of_training(work / "params.yaml")
+    repro = subprocess.Popen(dvc("repro", "-s", "train_fashion_cnns@fmnist_3-42"), cwd=work, env=env, text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+                             preexec_fn=as_from_a_terminal)
+    # Ctrl-C: a terminal signals its whole foreground process group; SIGTERM: DVC alone.
+    output = stop_in_first_epoch(repro, work, (lambda process: os.killpg(process.pid, signal.SIGINT))
+                                 if how == "Ctrl-C" else Popen.terminate)
     assert stage_processes(work) == []
     run_dir = work / "results" / "fashion_cnns" / "fmnist_3" / "seed_42"
     time.sleep(2)
