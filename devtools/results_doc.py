@@ -297,7 +297,13 @@ def fast_section(runs: StudyRuns, baseline_runs: StudyRuns) -> str:
     lines = [markdown_table(FAST_HEADER, rows, left_columns=(0,)), ""]
     if baseline_mean is None:
         lines.append(f"No full-data run of `{FAST_BASELINE}` by the current code yet, so no CPU time to compare with.")
-    lines += verdicts or [f"The target is judged once all {len(runs.seeds)} seeds have full-data results."]
+    lines += verdicts
+    if not verdicts:
+        waiting_for = [f"all {len(runs.seeds)} seeds"] * any(len(runs.seeds_of(model)) < len(runs.seeds)
+                                                              for model in runs.models)
+        waiting_for += [f"`{FAST_BASELINE}`"] * (baseline_mean is None)
+        verb = "has" if waiting_for == [f"`{FAST_BASELINE}`"] else "have"
+        lines.append(f"The target is judged once {' and '.join(waiting_for)} {verb} full-data results.")
     return "\n".join(lines)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -239,6 +240,8 @@ def test_the_fast_section_judges_the_target_against_fmnist_5s_cpu_seconds(tmp_pa
     write_record(results, CNN_STUDY, baseline)
     assert "0.51 of `fmnist_5`'s training CPU seconds (152 against 300; over the third allowed)" in \
         render(params, tmp_path)["fast"]
+    shutil.rmtree(results / CNN_STUDY)  # every seed in, the baseline not yet
+    assert "The target is judged once `fmnist_5` has full-data results." in render(params, tmp_path)["fast"]
 
 
 def test_main_rewrites_the_document_and_check_tells_when_it_is_stale(aggregated_study_2, tmp_path, capsys):
