@@ -299,9 +299,11 @@ def fast_section(runs: StudyRuns, baseline_runs: StudyRuns) -> str:
         lines.append(f"No full-data run of `{FAST_BASELINE}` by the current code yet, so no CPU time to compare with.")
     lines += verdicts
     if not verdicts:
-        waiting_for = [f"all {len(runs.seeds)} seeds"] * any(len(runs.seeds_of(model)) < len(runs.seeds)
-                                                              for model in runs.models)
-        waiting_for += [f"`{FAST_BASELINE}`"] * (baseline_mean is None)
+        waiting_for = []
+        if any(len(runs.seeds_of(model)) < len(runs.seeds) for model in runs.models):
+            waiting_for.append(f"all {len(runs.seeds)} seeds")
+        if baseline_mean is None:
+            waiting_for.append(f"`{FAST_BASELINE}`")
         verb = "has" if waiting_for == [f"`{FAST_BASELINE}`"] else "have"
         lines.append(f"The target is judged once {' and '.join(waiting_for)} {verb} full-data results.")
     return "\n".join(lines)

@@ -9,7 +9,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from subprocess import Popen
 from typing import Callable
 
 import pandas as pd
@@ -309,7 +308,7 @@ def test_retrain_commits_each_stage_it_runs_and_skips_the_ones_up_to_date(small_
     minutes_of_training(work / "params.yaml")
     stopped = subprocess.Popen([sys.executable, "-m", "devtools.retrain", "train_fashion_cnns@fmnist_3-42"], cwd=work,
                                env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    output = stop_in_first_epoch(stopped, work, Popen.terminate)
+    output = stop_in_first_epoch(stopped, work, subprocess.Popen.terminate)
     assert stopped.returncode == 128 + signal.SIGTERM and stage_processes(work) == []
     assert "stopped during train_fashion_cnns@fmnist_3-42" in output, output[-3000:]
     assert run(["git", "log", "--format=%s", "-1"], work, env).strip() == messages[0]
@@ -365,9 +364,12 @@ def test_an_interrupted_repro_leaves_no_stage_running_and_prints_one_line(small_
     repro = subprocess.Popen(dvc("repro", "-s", "train_fashion_cnns@fmnist_3-42"), cwd=work, env=env, text=True,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
                              preexec_fn=as_from_a_terminal)
-    # Ctrl-C: a terminal signals its whole foreground process group; SIGTERM: DVC alone.
-    output = stop_in_first_epoch(repro, work, (lambda process: os.killpg(process.pid, signal.SIGINT))
-                                 if how == "Ctrl-C" else Popen.terminate)
+
+    def ctrl_c(process: subprocess.Popen) -> None:
+        os.killpg(process.pid, signal.SIGINT)  # a terminal signals its whole foreground process group
+
+    # SIGTERM goes to DVC alone.
+    output = stop_in_first_epoch(repro, work, ctrl_c if how == "Ctrl-C" else subprocess.Popen.terminate)
     assert stage_processes(work) == []
     run_dir = work / "results" / "fashion_cnns" / "fmnist_3" / "seed_42"
     time.sleep(2)
