@@ -9,8 +9,10 @@ For each stage in the order given: skip it if `dvc status` calls it up to date, 
 `results`, `comparisons` and docs/results.md with a message naming the stage and the code's commit.
 Stops at the first stage that fails. Sent SIGTERM (a session ending), it stops DVC and the stage
 in progress, which saves nothing; a SIGTERM during a commit waits for the commit to finish. Every
-name is checked against `dvc stage list` before anything runs. Push the results to the team
-remote with `dvc push` afterwards.
+name is checked against `dvc stage list` before anything runs. With a default DVC remote
+(`dvc remote add -d`), each committed stage's cached outputs (models, training logs) are pushed at
+once; without one they live only in this machine's cache, and a machine that is not kept loses
+them (warned at the start).
 """
 from __future__ import annotations
 
@@ -75,6 +77,23 @@ def commit(stage: str, message: str, code: str) -> None:
     raise RuntimeError(f"git commit failed for {stage}: {done.stderr.strip() or done.stdout.strip()}")
 
 
+def default_remote() -> str | None:
+    """The default DVC remote's name, or None when there is none."""
+    found = dvc("remote", "default")  # exits 1 with "No default remote set"
+    name = found.stdout.strip()
+    return name if found.returncode == 0 and name else None
+
+
+def push(stage: str, remote: str) -> None:
+    """Send the stage's cached outputs to the remote; a failure is reported, not fatal (they are committed)."""
+    pushed = dvc("push", "-q", stage)
+    if pushed.returncode == 0:
+        say(f"pushed {stage} to {remote}")
+    else:
+        say(f"PUSH FAILED for {stage} ({(pushed.stderr or pushed.stdout).strip()[-300:]}); "
+            f"run `dvc push {stage}` later")
+
+
 def say(text: str) -> None:
     print(f"== {datetime.now():%H:%M:%S} {text}", flush=True)
 
@@ -96,6 +115,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: not stages of dvc.yaml: {unknown}; `dvc stage list` names them", file=sys.stderr)
         return 2
     code = git("rev-parse", "--short", "HEAD").stdout.strip() or "uncommitted code"
+    remote = default_remote()
+    if remote is None:
+        say("warning: no default DVC remote, so models and training logs stay in this machine's cache only; "
+            "`dvc remote add -d NAME URL` to push each stage as it is committed")
     for stage in arguments.stages:
         if up_to_date(stage):
             say(f"{stage}: up to date, skipped")
@@ -122,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         say(f"committed {stage}")
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+        if remote is not None:
+            push(stage, remote)
     say("all stages done")
     return 0
 

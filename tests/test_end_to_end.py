@@ -13,6 +13,7 @@ from typing import Callable
 
 import pandas as pd
 import pytest
+import yaml
 
 from devtools.project_copies import SMALL_LIMITS as LIMITS
 from cnn_comparison.params import load_params
@@ -287,10 +288,17 @@ def test_retrain_commits_each_stage_it_runs_and_skips_the_ones_up_to_date(small_
     set_value(work / "params.yaml", r"(^  fmnist_4:\n.*?learning_rate: )0.001", r"\g<1>0.002")
     run(git("add", "-A"), work, env)
     run(git("commit", "-qm", "the small run, and fmnist_4 changed"), work, env)
+    remote = tmp_path / "remote"
+    run(dvc("remote", "add", "--local", "-d", "team", str(remote)), work, env)
     stages = ["train_fashion_cnns@fmnist_4-42", "evaluate_fashion_cnns@fmnist_4-42", "evaluate_fashion_cnns@fmnist_3-42"]
     result = subprocess.run([sys.executable, "-m", "devtools.retrain", *stages, "--message", "retrained"],
                             cwd=work, env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    # Each committed stage's cached outputs went to the default remote as it was committed.
+    assert f"pushed {stages[0]} to team" in result.stdout and f"pushed {stages[1]} to team" in result.stdout
+    model_md5 = next(out["md5"] for out in yaml.safe_load((work / "dvc.lock").read_text())["stages"][stages[0]]["outs"]
+                     if out["path"].endswith("model.keras"))
+    assert (remote / "files" / "md5" / model_md5[:2] / model_md5[2:]).is_file()
     code = run(["git", "rev-parse", "--short", "HEAD~2"], work, env).strip()
     messages = run(["git", "log", "--format=%s", "-3"], work, env).splitlines()
     assert messages == [f"retrained: {stages[1]} by {code}", f"retrained: {stages[0]} by {code}",
