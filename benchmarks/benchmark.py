@@ -259,13 +259,13 @@ def measure_pipeline_overhead(params: dict, model_names: list[str], workdir: Pat
     evaluate, evaluate_cpu = {}, {}
     out = workdir / "evaluate"
     for name in model_names:
-        # A copy of the run's results directory, so the project's own outputs stay as DVC left them.
+        # Results to a directory of its own, so the project's own outputs stay as DVC left them.
         checked = validated(copy_params)
         study = checked.study_of(name)
         seed = checked.studies[study].seeds[0]
         model_dir = out / name
-        shutil.copytree(run_directory(project / "results" / study, name, seed), model_dir)
-        command = [sys.executable, "stages/evaluate.py", name, str(seed), str(model_dir), "data/prepared",
+        command = [sys.executable, "stages/evaluate.py", name, str(seed),
+                   str(run_directory(project / "models" / study, name, seed)), str(model_dir), "data/prepared",
                    "--params", str(full_params)]
         wall, cpu = run_timed(command, project, env)
         evaluate[name], evaluate_cpu[name] = round(wall, 2), round(cpu, 2)

@@ -72,19 +72,21 @@ def dvc_repro(stage: str) -> None:
     subprocess.run([sys.executable, "-m", "dvc", "repro", "-f", "-s", stage], check=True)
 
 
-def check(runs: list[tuple[str, str, int]], studies: list[str], results_root: Path,
+def check(runs: list[tuple[str, str, int]], studies: list[str], models_root: Path, results_root: Path,
           comparisons_root: Path) -> list[str]:
     """Rerun each run's train and evaluate stages and each study's aggregate; what differs."""
     found = []
     with tempfile.TemporaryDirectory(prefix="reproduction-") as kept:
         kept = Path(kept)
         for study, model, seed in runs:
-            source = run_directory(results_root / study, model, seed)
+            training = run_directory(models_root / study, model, seed)
+            evaluation = run_directory(results_root / study, model, seed)
             target = kept / study / model / str(seed)
-            for name in (MODEL_FILE, LIVE_DIRECTORY, METRICS_FILE):
-                if not (source / name).exists():
-                    raise FileNotFoundError(f"{source / name} is missing: run `dvc pull` or `dvc repro` first")
-            shutil.copytree(source, target, ignore=shutil.ignore_patterns("figures", "confusion*", "reports"))
+            for path in (training / MODEL_FILE, training / LIVE_DIRECTORY, evaluation / METRICS_FILE):
+                if not path.exists():
+                    raise FileNotFoundError(f"{path} is missing: run `dvc pull` or `dvc repro` first")
+            shutil.copytree(training, target)
+            shutil.copy2(evaluation / METRICS_FILE, target / METRICS_FILE)
         for study in studies:
             table = comparisons_root / study / AGGREGATE_TABLE
             if not table.is_file():
@@ -94,10 +96,11 @@ def check(runs: list[tuple[str, str, int]], studies: list[str], results_root: Pa
         for study, model, seed in runs:
             dvc_repro(stage_name("train", study, model, seed))
             dvc_repro(stage_name("evaluate", study, model, seed))
-            source = run_directory(results_root / study, model, seed)
             before = kept / study / model / str(seed)
-            found += [f"{study}@{model}-{seed}: {difference}" for difference in differences(before, source)]
-            found += metrics_differences(before / METRICS_FILE, source / METRICS_FILE)
+            found += [f"{study}@{model}-{seed}: {difference}"
+                      for difference in differences(before, run_directory(models_root / study, model, seed))]
+            found += metrics_differences(before / METRICS_FILE,
+                                         run_directory(results_root / study, model, seed) / METRICS_FILE)
         for study in studies:
             dvc_repro(f"aggregate@{study}")
             found += table_differences(kept / "aggregates" / study / AGGREGATE_TABLE,
@@ -110,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("runs", nargs="*", help="<study>@<model>-<seed>")
     parser.add_argument("--aggregate", nargs="+", default=[], metavar="STUDY",
                         help="also rerun these studies' aggregate and compare its table")
+    parser.add_argument("--models", type=Path, default=Path("models"))
     parser.add_argument("--results", type=Path, default=Path("results"))
     parser.add_argument("--comparisons", type=Path, default=Path("comparisons"))
     arguments = parser.parse_args(argv)
@@ -120,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise ValueError(f"--aggregate {study!r}: not a study name")
         if not runs and not arguments.aggregate:
             raise ValueError("name at least one run or --aggregate study")
-        found = check(runs, arguments.aggregate, arguments.results, arguments.comparisons)
+        found = check(runs, arguments.aggregate, arguments.models, arguments.results, arguments.comparisons)
     except (ValueError, FileNotFoundError, subprocess.CalledProcessError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

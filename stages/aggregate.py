@@ -3,8 +3,8 @@
 Usage: python stages/aggregate.py STUDY STUDY_RESULTS_DIR OUTPUT_DIR [--params params.yaml]
 
 Reads exactly the runs params.yaml declares: for each model in `studies.STUDY.models` and each
-seed in `studies.STUDY.seeds`, STUDY_RESULTS_DIR/<model>/seed_<seed>/metrics.json and its live/
-training log (directories of models or seeds no longer declared are ignored). Fails, naming the
+seed in `studies.STUDY.seeds`, STUDY_RESULTS_DIR/<model>/seed_<seed>/metrics.json and live/ (the
+training log that evaluate copies there; the models are not needed) (directories of models or seeds no longer declared are ignored). Fails, naming the
 files, when a declared run is missing, and refuses runs made with different `limits`.
 Writes to OUTPUT_DIR:
   table.csv          one row per model, head and seed (test scores, times, parameters, epochs)
@@ -94,8 +94,8 @@ def main(argv: list[str] | None = None) -> int:
             histories = {metric: validation_history(live_dir, record, "cross_entropy" if metric == "loss" else metric)
                          for metric in curves}
         except FileNotFoundError as error:
-            # e.g. a clone without the DVC cache: the metrics file is in git, the training log is not.
-            print(f"warning: {run_label}: no curves ({error}); `dvc pull` or rerun its train stage to add them",
+            # e.g. results evaluated by code older than the copy of the training log into them.
+            print(f"warning: {run_label}: no curves ({error}); rerun its evaluate stage to add them",
                   file=sys.stderr)
             without_logs.append(run_label)
             continue

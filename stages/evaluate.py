@@ -1,8 +1,9 @@
 """Stage evaluate: score one trained run on its test set(s), one report per output head.
 
-Usage: python stages/evaluate.py MODEL SEED RUN_DIR PREPARED_ROOT [--params params.yaml]
-Reads RUN_DIR/model.keras, RUN_DIR/live/metrics.json and PREPARED_ROOT/<dataset>/ for each head;
-writes RUN_DIR/metrics.json and, per head (named after its task, or the dataset of a single-task
+Usage: python stages/evaluate.py MODEL SEED TRAINING_DIR RUN_DIR PREPARED_ROOT [--params params.yaml]
+Reads TRAINING_DIR/model.keras and TRAINING_DIR/live/ (what train wrote) and PREPARED_ROOT/<dataset>/
+for each head; writes RUN_DIR/metrics.json, a copy of the training log in RUN_DIR/live/ (so the
+git-tracked results hold every curve the aggregate draws, and no model is needed to draw them) and, per head (named after its task, or the dataset of a single-task
 model: every model has named heads), reports/<head>.txt, confusion/<head>.csv and confusion_normalized/<head>.csv (DVC confusion
 plots), figures/confusion_<head>.png and figures/samples_<head>.png. All of them are written to
 temporary paths and moved in together at the end, so a failure leaves none of them half-made.
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -38,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model")
     parser.add_argument("seed", type=int)
+    parser.add_argument("training_dir", type=Path)
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("prepared_root", type=Path)
     parser.add_argument("--params", default="params.yaml")
@@ -52,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     make_deterministic(spec.seed)
 
     start = time.perf_counter()
-    model_path = arguments.run_dir / MODEL_FILE
+    model_path = arguments.training_dir / MODEL_FILE
     try:
         model = keras.models.load_model(model_path)
     except Exception as error:  # noqa: BLE001  (a damaged zip reaches Keras' legacy loader: "File not found")
@@ -67,11 +70,13 @@ def main(argv: list[str] | None = None) -> int:
     probabilities = predict_heads(model, {head: images for head, (images, _) in test_sets.items()},
                                   test_time_flip=spec.recipe.test_time_flip,
                                   test_time_shift=spec.recipe.test_time_shift)
-    training = json.loads((arguments.run_dir / LIVE_DIRECTORY / "metrics.json").read_text())
+    training_log = arguments.training_dir / LIVE_DIRECTORY
+    training = json.loads((training_log / "metrics.json").read_text())
     scores = {}
     with contextlib.ExitStack() as staged:
         outputs = {name: staged.enter_context(atomic.staged_path(arguments.run_dir / name, directory=name != METRICS_FILE))
                    for name in EVALUATION_OUTPUTS}
+        shutil.copytree(training_log, outputs[LIVE_DIRECTORY], dirs_exist_ok=True)
         for head, (images, labels) in test_sets.items():
             task = spec.tasks[head]
             class_names = params.datasets[task.dataset].class_names

@@ -1,8 +1,8 @@
 """Stage train: build one model from params.yaml and fit it with its recipe and one of its study's seeds.
 
-Usage: python stages/train.py MODEL SEED RUN_DIR SPLIT_ROOT [--params params.yaml]
-Reads SPLIT_ROOT/<dataset>/ for each head of the model; writes RUN_DIR/model.keras and the DVCLive
-logs in RUN_DIR/live/ (per-epoch metrics, and a metrics.json with training time, CPU time, the epoch
+Usage: python stages/train.py MODEL SEED TRAINING_DIR SPLIT_ROOT [--params params.yaml]
+Reads SPLIT_ROOT/<dataset>/ for each head of the model; writes TRAINING_DIR/model.keras and the DVCLive
+logs in TRAINING_DIR/live/ (per-epoch metrics, and a metrics.json with training time, CPU time, the epoch
 whose weights were kept and the runtime provenance). Both appear only if training finishes.
 """
 from __future__ import annotations
@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model")
     parser.add_argument("seed", type=int)
-    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("training_dir", type=Path)
     parser.add_argument("split_root", type=Path)
     parser.add_argument("--params", default="params.yaml")
     arguments = parser.parse_args(argv)
@@ -62,8 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"[train {spec.name} seed {spec.seed}] {model.count_params():,} parameters, {images}, up to "
           f"{recipe.epochs} epochs, batch {recipe.batch_size}, augmentation "
           f"{'on' if recipe.augmentation.enabled else 'off'}, deterministic ops")
-    model_path = arguments.run_dir / MODEL_FILE
-    with staged_path(arguments.run_dir / LIVE_DIRECTORY, directory=True) as live_dir, \
+    model_path = arguments.training_dir / MODEL_FILE
+    with staged_path(arguments.training_dir / LIVE_DIRECTORY, directory=True) as live_dir, \
             staged_path(model_path) as staged_model_path:
         live = Live(dir=str(live_dir), save_dvc_exp=False, dvcyaml=None, report=None)
         cpu_start = time.process_time()

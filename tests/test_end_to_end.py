@@ -110,7 +110,11 @@ def test_results_of_every_run_are_sane(project, run_params):
         assert provenance["params"] == entry and provenance["limits"] == LIMITS and provenance["seed"] == seed
         assert provenance["training"]["determinism"]["op_determinism"] is True
         assert provenance["library_versions"]["tensorflow"].startswith("2.")
-        assert (run_dir / "model.keras").stat().st_size > 0
+        training_dir = work / "models" / study / name / f"seed_{seed}"
+        assert (training_dir / "model.keras").stat().st_size > 0
+        # The results hold a copy of the training log, so curves need no model or DVC cache.
+        assert (run_dir / "live" / "metrics.json").read_bytes() == (training_dir / "live" / "metrics.json").read_bytes()
+        assert not (run_dir / "model.keras").exists()
 
 
 def test_each_study_has_its_own_comparison_over_its_seeds(project, run_params):
@@ -229,7 +233,7 @@ def test_a_new_model_runs_only_its_stages_with_progress_as_it_happens(project, r
 
 
 def test_aggregate_keeps_a_run_whose_training_log_is_missing(project, tmp_path):
-    """A clone without the DVC cache has metrics files (git) but no training logs (cache)."""
+    """Results evaluated before evaluate copied the training log have a metrics file but no log."""
     work, env, _ = project
     results = tmp_path / "results"
     subprocess.run(["cp", "-r", str(work / "results" / "fashion_cnns"), str(results)], check=True)
@@ -237,10 +241,24 @@ def test_aggregate_keeps_a_run_whose_training_log_is_missing(project, tmp_path):
     completed = subprocess.run(["python", "stages/aggregate.py", "fashion_cnns", str(results), str(tmp_path / "out")],
                                cwd=work, env=env, capture_output=True, text=True)
     assert completed.returncode == 0, completed.stderr
-    assert "warning: fmnist_1: no curves" in completed.stderr and "dvc pull" in completed.stderr
+    assert "warning: fmnist_1: no curves" in completed.stderr and "evaluate stage" in completed.stderr
     assert "fmnist_1" in set(pd.read_csv(tmp_path / "out" / "table.csv")["model"])
     assert "fmnist_1" not in set(pd.read_csv(tmp_path / "out" / "validation_accuracy.csv")["model"])
     assert "fmnist_2" in set(pd.read_csv(tmp_path / "out" / "accuracy_by_time.csv")["model"])
+
+
+def test_a_clone_without_models_or_cache_reruns_the_aggregate_and_gets_the_same_comparison(small_pipeline_run,
+                                                                                            tmp_path):
+    """The aggregate depends on the git-tracked results alone: with no model, no training log of
+    train's and no DVC cache (a clone with no remote), it is up to date and reruns to the same files."""
+    work = copy_run_project(small_pipeline_run[0], tmp_path / "project").resolve()
+    env = tool_environment()
+    comparison = work / "comparisons" / "fashion_cnns"
+    before = {name: (comparison / name).read_bytes() for name in ("table.csv", "validation_accuracy.csv")}
+    subprocess.run(["rm", "-r", str(work / "models"), str(work / ".dvc" / "cache")], check=True)
+    assert json.loads(run(dvc("status", "--json", "aggregate@fashion_cnns"), work, env)) == {}
+    assert stages_run(run(dvc("repro", "-f", "-s", "aggregate@fashion_cnns"), work, env)) == {"aggregate@fashion_cnns"}
+    assert {name: (comparison / name).read_bytes() for name in before} == before
 
 
 def test_a_refactor_that_keeps_the_numbers_is_recorded_with_dvc_commit(project, run_params):
@@ -379,7 +397,7 @@ def test_an_interrupted_repro_leaves_no_stage_running_and_prints_one_line(small_
     # SIGTERM goes to DVC alone.
     output = stop_in_first_epoch(repro, work, ctrl_c if how == "Ctrl-C" else subprocess.Popen.terminate)
     assert stage_processes(work) == []
-    run_dir = work / "results" / "fashion_cnns" / "fmnist_3" / "seed_42"
+    run_dir = work / "models" / "fashion_cnns" / "fmnist_3" / "seed_42"
     time.sleep(2)
     assert not (run_dir / "model.keras").exists() and not list(run_dir.glob(".partial.*")), sorted(run_dir.iterdir())
     signal_name = "SIGINT" if how == "Ctrl-C" else "SIGTERM"

@@ -95,7 +95,7 @@ def test_every_model_is_a_dvc_artifact_at_its_trained_model_file(project_root, p
     """dvc.yaml's `artifacts:` cannot loop over params (treeverse/dvc#8696), so this keeps it complete:
     each model's artifact is its run with its study's first seed."""
     dvc_yaml = yaml.safe_load((project_root / "dvc.yaml").read_text())
-    expected = {name: f"results/{study_name}/{name}/seed_{study['seeds'][0]}/model.keras"
+    expected = {name: f"models/{study_name}/{name}/seed_{study['seeds'][0]}/model.keras"
                 for study_name, study in params["studies"].items() for name in study["models"]}
     assert set(expected) == set(params["models"])
     artifacts = dvc_yaml.get("artifacts") or {}
@@ -113,8 +113,10 @@ def test_every_study_has_its_train_and_evaluate_stages_over_its_models_and_seeds
             stage = stages.get(f"{step}_{study}")
             assert stage, f"dvc.yaml: add the stage {step}_{study} (copy another study's block)"
             assert stage["matrix"] == {"model": f"${{studies.{study}.models}}", "seed": f"${{studies.{study}.seeds}}"}
-            run = f"results/{study}/${{item.model}}/seed_${{item.seed}}"
-            assert stage["cmd"].split()[2:5] == ["'${item.model}'", "'${item.seed}'", f"'{run}'"], stage["cmd"]
+            run = "${item.model}/seed_${item.seed}"
+            directories = [f"'models/{study}/{run}'"] + ([f"'results/{study}/{run}'"] if step == "evaluate" else [])
+            assert stage["cmd"].split()[2:] == ["'${item.model}'", "'${item.seed}'", *directories,
+                                                 "data/split" if step == "train" else "data/prepared"], stage["cmd"]
             assert "models.${item.model}" in stage["params"] and "limits" in stage["params"]
     assert {name for name in stages if name.startswith(("train", "evaluate"))} == {
         f"{step}_{study}" for step in ("train", "evaluate") for study in params["studies"]}

@@ -47,8 +47,8 @@ def stage(step: str, model: str, seed: int | None = None) -> str:
 
 
 def model_file(model: str) -> str:
-    """Where a model's first-seed run keeps its weights (results/<study>/<model>/seed_<seed>/model.keras)."""
-    return (run_directory(Path("results") / PARAMS.study_of(model), model, first_seed(model)) / MODEL_FILE).as_posix()
+    """Where a model's first-seed run keeps its weights (models/<study>/<model>/seed_<seed>/model.keras)."""
+    return (run_directory(Path("models") / PARAMS.study_of(model), model, first_seed(model)) / MODEL_FILE).as_posix()
 
 
 def timed(name: str, command: list[str], cwd: Path, env: dict, check: bool = True) -> str:
