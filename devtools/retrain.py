@@ -10,9 +10,10 @@ For each stage in the order given: skip it if `dvc status` calls it up to date, 
 Stops at the first stage that fails. Sent SIGTERM (a session ending), it stops DVC and the stage
 in progress, which saves nothing; a SIGTERM during a commit waits for the commit to finish. Every
 name is checked against `dvc stage list` before anything runs. With a default DVC remote
-(`dvc remote add -d`), each committed stage's cached outputs (models, training logs) are pushed at
-once; without one they live only in this machine's cache, and a machine that is not kept loses
-them (warned at the start).
+(`dvc remote add -d`), each committed stage's cached outputs (data, models and train's logs) are
+pushed at once; without one they live only in this machine's cache, and a machine that is not
+kept loses them (warned at the start). Results, the copies of the training logs and comparisons
+are in the commits either way.
 """
 from __future__ import annotations
 
@@ -117,8 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     code = git("rev-parse", "--short", "HEAD").stdout.strip() or "uncommitted code"
     remote = default_remote()
     if remote is None:
-        say("warning: no default DVC remote, so models and training logs stay in this machine's cache only; "
-            "`dvc remote add -d NAME URL` to push each stage as it is committed")
+        say("warning: no default DVC remote, so the models stay in this machine's cache only (results and "
+            "comparisons are committed); `dvc remote add -d NAME URL` to push each stage as it is committed")
     for stage in arguments.stages:
         if up_to_date(stage):
             say(f"{stage}: up to date, skipped")
