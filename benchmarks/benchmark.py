@@ -263,13 +263,13 @@ def measure_pipeline_overhead(params: dict, model_names: list[str], workdir: Pat
         checked = validated(copy_params)
         study = checked.study_of(name)
         seed = checked.studies[study].seeds[0]
-        model_dir = out / name
+        results_dir = out / name
         command = [sys.executable, "stages/evaluate.py", name, str(seed),
-                   str(run_directory(project / "models" / study, name, seed)), str(model_dir), "data/prepared",
+                   str(run_directory(project / "models" / study, name, seed)), str(results_dir), "data/prepared",
                    "--params", str(full_params)]
         wall, cpu = run_timed(command, project, env)
         evaluate[name], evaluate_cpu[name] = round(wall, 2), round(cpu, 2)
-        assert json.loads((model_dir / "metrics.json").read_text())["heads"]["fashion"]["samples"] == 10000
+        assert json.loads((results_dir / "metrics.json").read_text())["heads"]["fashion"]["samples"] == 10000
     return {"data_stage_seconds": stages, "data_stages_total_seconds": round(sum(stages.values()), 2),
             "data_stage_cpu_seconds": stages_cpu, "data_stages_total_cpu_seconds": round(sum(stages_cpu.values()), 2),
             "noop_repro_seconds": round(statistics.median(wall for wall, _ in noop), 2),

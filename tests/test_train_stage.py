@@ -69,10 +69,8 @@ def test_same_seed_gives_identical_weights_and_metrics_in_two_processes(project_
     for name, seed in (("first", "7"), ("second", "7"), ("other_seed", "8")):
         run_dir = tmp_path / name
         # One directory for both: evaluate's copy of the training log replaces it with the same files.
-        for stage, directories in (("train", [run_dir]), ("evaluate", [run_dir, run_dir])):
-            data = split_root if stage == "train" else prepared_root
-            result = run_stage(project_root, stage, "tiny", seed, *map(str, directories), str(data),
-                               "--params", str(params_file))
+        for stage, paths in (("train", [run_dir, split_root]), ("evaluate", [run_dir, run_dir, prepared_root])):
+            result = run_stage(project_root, stage, "tiny", seed, *map(str, paths), "--params", str(params_file))
             assert result.returncode == 0, result.stderr[-3000:]
         runs[name] = run_dir
     first, second, other = (weight_bytes(runs[name] / "model.keras") for name in ("first", "second", "other_seed"))
