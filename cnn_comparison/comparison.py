@@ -31,6 +31,14 @@ SIGNIFICANCE_LEVEL = 0.05  # p below this: the two models differ beyond seed noi
 DIFFERS, WITHIN_NOISE, CANNOT_TELL = "differs", "within noise", "cannot tell"
 
 
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]], left_columns: Sequence[int] = (0,)) -> str:
+    """Every markdown table the project writes: cells as given (already formatted), names and
+    verdicts left-aligned (``left_columns``), numbers right-aligned."""
+    frame = pd.DataFrame([[str(cell) for cell in row] for row in rows], columns=list(header))
+    alignment = ["left" if index in left_columns else "right" for index in range(len(header))]
+    return frame.to_markdown(index=False, disable_numparse=True, colalign=alignment)
+
+
 def heads(record: Mapping) -> dict[str, Mapping]:
     """A metrics file's scores per head (every model has named heads; a single-task model has one)."""
     return dict(record["heads"])
@@ -275,19 +283,17 @@ def comparison_markdown(spread: pd.DataFrame, pairs: pd.DataFrame, ranking: Sequ
     })
     if not shown["head"].astype(bool).any():
         shown = shown.drop(columns="head")
-    alignment = ["left" if column in ("model", "head", "dataset") else "right" for column in shown.columns]
-    lines = [shown.to_markdown(index=False, disable_numparse=True, colalign=alignment), "",
+    names = [index for index, column in enumerate(shown.columns) if column in ("model", "head", "dataset")]
+    lines = [markdown_table(list(shown.columns), shown.values.tolist(), names), "",
              "Test accuracy and macro F1 over seeds: mean ± sample standard deviation; times are means.", "",
              f"Differences beyond seed noise: Welch's t-test on the per-seed test accuracies, "
              f"p < {significance_level:g}, not corrected for multiple comparisons.", ""]
     for dataset, rows in pairs.groupby("dataset", sort=False):
-        lines += [f"On {dataset}:", "", "| pair | mean difference | p | verdict |", "|---|---:|---:|---|"]
-        for row in rows.itertuples():
-            verdict, p_text = row.verdict, "" if np.isnan(row.p_value) else _p_value(row.p_value)
-            if verdict == CANNOT_TELL:
-                verdict = "cannot tell (needs ≥ 2 seeds each)"
-            lines.append(f"| {row.better} vs {row.worse} | {row.mean_difference:+.4f} | {p_text} | {verdict} |")
-        lines.append("")
+        cells = [[f"{row.better} vs {row.worse}", f"{row.mean_difference:+.4f}",
+                  "" if np.isnan(row.p_value) else _p_value(row.p_value),
+                  "cannot tell (needs ≥ 2 seeds each)" if row.verdict == CANNOT_TELL else row.verdict]
+                 for row in rows.itertuples()]
+        lines += [f"On {dataset}:", "", markdown_table(["pair", "mean difference", "p", "verdict"], cells, (0, 3)), ""]
     lines += "\n\n".join(best_model_line(entry, spread) for entry in ranking).splitlines()
     return "\n".join(lines) + "\n"
 
@@ -369,8 +375,8 @@ def time_to_accuracy_markdown(table: pd.DataFrame, thresholds: Sequence[float], 
     """
     if not thresholds:
         return "No accuracy thresholds declared for this study (`studies.<study>.accuracy_thresholds`).\n"
-    lines = ["| model | " + " | ".join(f"first reaches {threshold:.2f}" for threshold in thresholds) + " |",
-             "|---|" + "---:|" * len(thresholds)]
+    header = ["model", *(f"first reaches {threshold:.2f}" for threshold in thresholds)]
+    lines = []
     for model, rows in table.groupby("model", sort=False):
         cells = []
         for row in rows.itertuples():
@@ -380,10 +386,9 @@ def time_to_accuracy_markdown(table: pd.DataFrame, thresholds: Sequence[float], 
                 cells.append(f"epoch {int(row.epoch)} (times not logged)")
             else:
                 cells.append(f"{row.elapsed_wall_seconds:,.0f} s wall, {row.elapsed_cpu_seconds:,.0f} s CPU (epoch {int(row.epoch)})")
-        lines.append(f"| {model} | " + " | ".join(cells) + " |")
-    for model in without_logs:
-        lines.append(f"| {model} | " + " | ".join(["no training log in the workspace"] * len(thresholds)) + " |")
-    return "\n".join(lines) + "\n\nValidation accuracy at the end of each epoch; seconds since training began, validation included.\n"
+        lines.append([model, *cells])
+    lines += [[model, *["no training log in the workspace"] * len(thresholds)] for model in without_logs]
+    return markdown_table(header, lines) + "\n\nValidation accuracy at the end of each epoch; seconds since training began, validation included.\n"
 
 
 def long_history(series_by_label: Mapping[str, pd.Series], column: str, seed: int | None = None) -> pd.DataFrame:

@@ -15,7 +15,7 @@ from cnn_comparison.figures import confusion_figure, sample_grid_figure, save_fi
 from cnn_comparison.layout import (CONFUSION_DIRECTORY, CONFUSION_NORMALIZED_DIRECTORY, FIGURES_DIRECTORY,
                                   REPORTS_DIRECTORY)
 from cnn_comparison.params import ModelSpec
-from cnn_comparison.training import PREDICTION_BATCH_SIZE, make_dataset
+from cnn_comparison.inputs import PREDICTION_BATCH_SIZE, make_dataset
 
 
 def classification_metrics(labels: np.ndarray, probabilities: np.ndarray, class_names: Sequence[str]) -> dict:

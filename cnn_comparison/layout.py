@@ -1,9 +1,9 @@
 """The files of one run's directories, named in dvc.yaml: ``models/<study>/<model>/seed_<seed>/``
-(train's model and DVCLive log, DVC-cached) and ``results/<study>/<model>/seed_<seed>/`` (evaluate's
+(train's model and DVCLive log, DVC-cached) and ``metrics/<study>/<model>/seed_<seed>/`` (evaluate's
 scores, confusion matrices, reports, figures and a copy of the training log, all tracked by git).
 
 The split lets a clone without the DVC cache, or a remote, still read every number and curve and
-rerun a study's aggregate, which depends on ``results/<study>`` alone. dvc.yaml names the
+rerun a study's aggregate, which depends on ``metrics/<study>`` alone. dvc.yaml names the
 directories; the names inside them are fixed here, so the stages that write them, the aggregate
 that reads them and dvc.yaml's `outs` agree (the end-to-end test runs all three).
 Every model has named heads (a single-task model's one head is named after its dataset) and
@@ -32,7 +32,7 @@ def stage_name(step: str, study: str, model_name: str, seed: int) -> str:
 
 
 def run_directory(study_results_dir: Path, model_name: str, seed: int) -> Path:
-    """``<root>/<study>/<model>/seed_<seed>/`` (root ``models`` or ``results``): one training run, so
+    """``<root>/<study>/<model>/seed_<seed>/`` (root ``models`` or ``metrics``): one training run, so
     adding a seed adds a directory."""
     return Path(study_results_dir) / model_name / f"seed_{seed}"
 

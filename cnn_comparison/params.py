@@ -100,7 +100,7 @@ class Study(Strict):
     models: Annotated[list[Name], Field(min_length=1)]
     # One (train, evaluate) stage pair per model and seed: adding a seed runs only its stages.
     seeds: Annotated[list[Annotated[int, Field(ge=0, lt=2**31)]], Field(min_length=1)]
-    # comparisons/<study>/time_to_accuracy.md: when each run first reaches each validation accuracy
+    # plots/<study>/time_to_accuracy.md: when each run first reaches each validation accuracy
     accuracy_thresholds: list[Annotated[float, Field(gt=0, le=1)]] = []
 
     @field_validator("models", "seeds")
@@ -245,16 +245,40 @@ ModelEntry = Annotated[Union[Annotated[SingleTaskModel, Tag("<single-task model>
                              Annotated[MultitaskModel, Tag("<multitask model>")]], Discriminator(_model_kind)]
 
 
+class ReferenceComparison(Strict):
+    """The study set beside the reference report's results table (reference/cnn_comparison_report.md)."""
+
+    study: Name
+    epochs: dict[Name, PositiveInt] = {}  # epochs the report's own runs took (its logs), per model
+
+
+class CpuShareTarget(Strict):
+    """A study's claim: this mean test accuracy in at most this share of a baseline's training CPU seconds."""
+
+    baseline: Name  # a model of another study; its mean training CPU seconds over its seeds
+    accuracy: Annotated[float, Field(gt=0, le=1)]
+    cpu_share: Annotated[float, Field(gt=0, le=1)]
+
+
+class Report(Strict):
+    """What the `report` stage puts in docs/results.md besides every study's tables and figures."""
+
+    reference: ReferenceComparison
+    targets: dict[Name, CpuShareTarget] = {}  # study -> its target
+    time_to_accuracy: list[Name] = []  # studies whose time-to-accuracy tables are shown
+
+
 class Params(Strict):
     limits: Limits = Limits()
     split: Split
     datasets: Annotated[dict[Name, Dataset], Field(min_length=1)]
     studies: Annotated[dict[Name, Study], Field(min_length=1)]
     models: Annotated[dict[Name, ModelEntry], Field(min_length=1)]
+    report: Report | None = None
 
     @model_validator(mode="after")
     def _references_resolve(self) -> "Params":
-        errors = []
+        errors = self._report_references()
         study_of: dict[str, str] = {}
         for study_name, study in self.studies.items():
             for index, model_name in enumerate(study.models):
@@ -263,7 +287,7 @@ class Params(Strict):
                     errors.append(f"{where}: no model {model_name!r} under 'models'")
                 elif model_name in study_of:
                     errors.append(f"{where}: {model_name!r} is already in study {study_of[model_name]!r}; "
-                                  f"a model belongs to one study (its results live in results/<study>/<model>/)")
+                                  f"a model belongs to one study (its results live in metrics/<study>/<model>/)")
                 else:
                     study_of[model_name] = study_name
         for model_name, entry in self.models.items():
@@ -292,6 +316,18 @@ class Params(Strict):
         if errors:
             raise ValueError("; ".join(errors))
         return self
+
+    def _report_references(self) -> list[str]:
+        """Every study and model the `report` section names must be declared."""
+        if self.report is None:
+            return []
+        studies = [("report.reference.study", self.report.reference.study)]
+        studies += [(f"report.targets.{study}", study) for study in self.report.targets]
+        studies += [(f"report.time_to_accuracy[{index}]", study) for index, study in enumerate(self.report.time_to_accuracy)]
+        models = [(f"report.reference.epochs.{model}", model) for model in self.report.reference.epochs]
+        models += [(f"report.targets.{study}.baseline", target.baseline) for study, target in self.report.targets.items()]
+        return ([f"{where}: no study {name!r} under 'studies'" for where, name in studies if name not in self.studies]
+                + [f"{where}: no model {name!r} under 'models'" for where, name in models if name not in self.models])
 
     def study_of(self, model_name: str) -> str:
         return next(name for name, study in self.studies.items() if model_name in study.models)

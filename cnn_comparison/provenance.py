@@ -7,6 +7,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Mapping
 
+from cnn_comparison.params import Params
+
 _LIBRARIES = ("tensorflow", "keras", "numpy", "scikit-learn", "pandas", "pydantic", "dvc", "dvclive")
 _CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")  # the ones that change which kernels run
 
@@ -42,18 +44,19 @@ def runtime(determinism: Mapping[str, Any]) -> dict[str, Any]:
     return {"determinism": dict(determinism), "machine": machine(), "library_versions": library_versions()}
 
 
-def provenance(model_params: Mapping, params: Mapping, seed: int, training_runtime: Mapping | None,
+def provenance(params: Params, model_name: str, seed: int, training_runtime: Mapping | None,
                evaluation_runtime: Mapping) -> list[dict]:
-    """What produced a metrics file: the model's params and seed, split, limits, and the runtimes.
+    """What produced a metrics file: the model's params (validated, defaults filled in) and seed,
+    split, limits, and the runtimes.
 
     Returned as a one-element list on purpose: DVC's metrics table skips lists,
     so `dvc metrics show` stays a table of numbers while the JSON keeps everything.
     """
     return [{
-        "params": dict(model_params),
+        "params": params.models[model_name].model_dump(mode="json"),
         "seed": seed,
-        "split": dict(params["split"]),
-        "limits": dict(params.get("limits") or {}),
+        "split": params.split.model_dump(mode="json"),
+        "limits": params.limits.model_dump(mode="json"),
         "training": dict(training_runtime) if training_runtime else None,
         "evaluation": dict(evaluation_runtime),
         # kept at the top for readers of older metrics files

@@ -17,7 +17,7 @@ import zlib
 from pathlib import Path
 from typing import Callable, Mapping
 
-from cnn_comparison.params import FILE_KEYS
+from cnn_comparison.params import FILE_KEYS, DataFile, Dataset, DirectorySource, PackageSource, Source, UrlSource
 
 _GZIP_MAGIC = b"\x1f\x8b"
 
@@ -48,21 +48,20 @@ def decompress_if_gzip(data: bytes, name: str) -> bytes:
         raise SourceFailure(f"{name}: damaged gzip file ({type(error).__name__}: {error})") from error
 
 
-def verify_files(files: Mapping[str, bytes], expected: Mapping[str, Mapping[str, str]]) -> None:
+def verify_files(files: Mapping[str, bytes], expected: Mapping[str, DataFile]) -> None:
     """Raise ChecksumMismatch naming the file, the expected and the actual digest."""
     for key, spec in expected.items():
         if key not in files:
-            raise SourceFailure(f"{spec['name']} missing")
+            raise SourceFailure(f"{spec.name} missing")
         actual = sha256_hex(files[key])
-        if actual != spec["sha256"]:
-            raise ChecksumMismatch(
-                f"{spec['name']}: checksum mismatch, expected sha256 {spec['sha256']}, got {actual}"
-            )
+        if actual != spec.sha256:
+            raise ChecksumMismatch(f"{spec.name}: checksum mismatch, expected sha256 {spec.sha256}, got {actual}")
 
 
-def describe_source(source: Mapping) -> str:
-    detail = source.get("url") or source.get("package") or source.get("path") or ""
-    return f"{source.get('type', '?')} {detail}".strip()
+def describe_source(source: Source) -> str:
+    detail = source.url if isinstance(source, UrlSource) else (
+        source.package if isinstance(source, PackageSource) else source.path)
+    return f"{source.type} {detail}"
 
 
 def _read_from_directory(directory: Path, names: Mapping[str, str]) -> dict[str, bytes]:
@@ -79,23 +78,22 @@ def _read_from_directory(directory: Path, names: Mapping[str, str]) -> dict[str,
     return files
 
 
-def fetch_url(source: Mapping, names: Mapping[str, str], scratch: Path) -> dict[str, bytes]:
+def fetch_url(source: UrlSource, names: Mapping[str, str], scratch: Path) -> dict[str, bytes]:
     """Canonical location: ``url`` + file name + ``suffix`` (``.gz`` on the public buckets)."""
-    timeout = float(source.get("timeout_seconds", 20))
     files = {}
     for key, name in names.items():
-        address = f"{source['url'].rstrip('/')}/{name}{source.get('suffix', '')}"
+        address = f"{source.url.rstrip('/')}/{name}{source.suffix}"
         try:
-            with urllib.request.urlopen(address, timeout=timeout) as response:
+            with urllib.request.urlopen(address, timeout=source.timeout_seconds) as response:
                 files[key] = decompress_if_gzip(response.read(), address)
         except OSError as error:  # URLError, timeouts and resets are all OSError
             raise SourceFailure(f"{address}: {getattr(error, 'reason', error)}") from error
     return files
 
 
-def fetch_directory(source: Mapping, names: Mapping[str, str], scratch: Path) -> dict[str, bytes]:
+def fetch_directory(source: DirectorySource, names: Mapping[str, str], scratch: Path) -> dict[str, bytes]:
     """A local or shared directory; ``$VARIABLES`` and ``~`` in the path are expanded."""
-    raw_path = str(source["path"])
+    raw_path = source.path
     expanded = os.path.expanduser(os.path.expandvars(raw_path))
     if "$" in expanded:
         raise SourceFailure(f"{raw_path}: environment variable not set")
@@ -114,32 +112,30 @@ def _run(command: list[str], cwd: Path, timeout: float) -> None:
         raise SourceFailure(f"`{' '.join(command)}` failed: {last_line[0]}") from error
 
 
-def fetch_debian_package(source: Mapping, names: Mapping[str, str], scratch: Path) -> dict[str, bytes]:
+def fetch_debian_package(source: PackageSource, names: Mapping[str, str], scratch: Path) -> dict[str, bytes]:
     """``apt-get download`` + ``dpkg-deb -x``: needs no root, only the package lists."""
-    timeout = float(source.get("timeout_seconds", 300))
-    _run(["apt-get", "download", source["package"]], scratch, timeout)
+    _run(["apt-get", "download", source.package], scratch, source.timeout_seconds)
     packages = sorted(scratch.glob("*.deb"))
     if not packages:
-        raise SourceFailure(f"apt-get download {source['package']} produced no .deb")
+        raise SourceFailure(f"apt-get download {source.package} produced no .deb")
     unpacked = scratch / "unpacked"
-    _run(["dpkg-deb", "-x", str(packages[0]), str(unpacked)], scratch, timeout)
-    return _read_from_directory(unpacked / source["path"], names)
+    _run(["dpkg-deb", "-x", str(packages[0]), str(unpacked)], scratch, source.timeout_seconds)
+    return _read_from_directory(unpacked / source.path, names)
 
 
-def fetch_npm_package(source: Mapping, names: Mapping[str, str], scratch: Path) -> dict[str, bytes]:
+def fetch_npm_package(source: PackageSource, names: Mapping[str, str], scratch: Path) -> dict[str, bytes]:
     """``npm pack`` fetches the tarball without installing anything."""
-    timeout = float(source.get("timeout_seconds", 300))
-    _run(["npm", "pack", "--silent", source["package"]], scratch, timeout)
+    _run(["npm", "pack", "--silent", source.package], scratch, source.timeout_seconds)
     tarballs = sorted(scratch.glob("*.tgz"))
     if not tarballs:
-        raise SourceFailure(f"npm pack {source['package']} produced no tarball")
+        raise SourceFailure(f"npm pack {source.package} produced no tarball")
     unpacked = scratch / "unpacked"
     with tarfile.open(tarballs[0]) as archive:
         archive.extractall(unpacked, filter="data")
-    return _read_from_directory(unpacked / source["path"], names)
+    return _read_from_directory(unpacked / source.path, names)
 
 
-Fetcher = Callable[[Mapping, Mapping[str, str], Path], dict]
+Fetcher = Callable[[Source, Mapping[str, str], Path], dict]
 FETCHERS: dict[str, Fetcher] = {
     "url": fetch_url,
     "directory": fetch_directory,
@@ -150,22 +146,20 @@ FETCHERS: dict[str, Fetcher] = {
 
 def acquire(
     dataset: str,
-    files: Mapping[str, Mapping[str, str]],
-    sources: list[Mapping],
+    entry: Dataset,
     fetchers: Mapping[str, Fetcher] = FETCHERS,
     log: Callable[[str], None] = print,
 ) -> tuple[dict[str, bytes], str]:
-    """Return (verified decompressed files by key, description of the source used)."""
-    names = {key: spec["name"] for key, spec in files.items()}
+    """Return (verified decompressed files by key, description of the source used).
+
+    ``entry`` is the validated ``datasets.<dataset>`` (params.py), so every source's type and
+    defaults are already checked and filled in."""
+    files = {key: entry.files[key] for key in FILE_KEYS}
+    names = {key: spec.name for key, spec in files.items()}
     failures = []
-    for source in sources:
+    for source in entry.sources:
         description = describe_source(source)
-        fetcher = fetchers.get(source.get("type"))
-        if fetcher is None:
-            raise ValueError(
-                f"datasets.{dataset}.sources: unknown source type {source.get('type')!r}; "
-                f"use one of {sorted(fetchers)}"
-            )
+        fetcher = fetchers[source.type]
         try:
             with tempfile.TemporaryDirectory(prefix="download-") as scratch:
                 fetched = fetcher(source, names, Path(scratch))

@@ -1,27 +1,19 @@
-"""Input pipelines and the training loop shared by single-task and multitask models."""
+"""The training loop shared by single-task and multitask models: optimizer, schedule, callbacks, fit."""
 from __future__ import annotations
 
 import sys
 import time
-from typing import Mapping
+from typing import Mapping, NamedTuple
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from cnn_comparison.augmentation import augment_batches
-from cnn_comparison.params import Augmentation, Recipe
+from cnn_comparison.inputs import combine_tasks, one_hot, training_dataset, validation_dataset
+from cnn_comparison.params import Recipe
 
-# Big enough to amortise per-batch overhead, small enough for 24 GiB with the 10k test set.
-PREDICTION_BATCH_SIZE = 1024
 # Training steps per call into TensorFlow; 8 measured no faster here (README, "Performance").
 STEPS_PER_EXECUTION = 1
-# Fixed input-pipeline parallelism instead of tf.data autotuning. With autotuning on, dropping an
-# epoch's iterator waited about 20 s for the tuning thread in about one epoch in three
-# (TensorFlow 2.21, this 2-core machine; docs/pipeline.md, "Input pipeline"). Two calls and two
-# prefetched batches keep both cores busy: augmentation alone runs at about 40,000 images/s.
-INPUT_PARALLEL_CALLS = 2
-PREFETCH_BATCHES = 2
 
 
 def learning_rate_schedule(recipe: Recipe, steps_per_epoch: int) -> float | keras.optimizers.schedules.LearningRateSchedule:
@@ -53,29 +45,6 @@ def make_optimizer(recipe: Recipe, steps_per_epoch: int = 1) -> keras.optimizers
         return optimizer_class(**arguments)
     except (TypeError, ValueError) as error:
         raise ValueError(f"optimizer: {recipe.optimizer_name} does not accept {dict(recipe.optimizer_options)}: {error}") from error
-
-
-def make_dataset(
-    images: np.ndarray,
-    targets,
-    batch_size: int,
-    seed: int,
-    shuffle: bool,
-    augmentation: Augmentation | None = None,
-    sample_weights=None,
-) -> tf.data.Dataset:
-    """Batches for ``model.fit``; augmentation runs on whole batches inside TensorFlow, drawn
-    statelessly from ``seed`` so op determinism keeps it parallel (cnn_comparison/augmentation.py)."""
-    elements = (images, targets) if sample_weights is None else (images, targets, sample_weights)
-    dataset = tf.data.Dataset.from_tensor_slices(elements)
-    if shuffle:
-        dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.batch(batch_size)
-    if augmentation is not None:
-        dataset = augment_batches(dataset, augmentation, seed, INPUT_PARALLEL_CALLS)
-    options = tf.data.Options()
-    options.autotune.enabled = False
-    return dataset.prefetch(PREFETCH_BATCHES).with_options(options)
 
 
 class ElapsedTime(keras.callbacks.Callback):
@@ -156,29 +125,6 @@ def fit(
     return history, time.perf_counter() - start
 
 
-def combine_tasks(task_data: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, dict, dict]:
-    """Stack every task's examples; each example gets weight 1 for its own head and 0 elsewhere.
-
-    Zero weight means zero loss and zero gradient through the other head, which
-    is how one model learns two label spaces from disjoint datasets.
-    """
-    images = np.concatenate([task_images for task_images, _ in task_data.values()])
-    labels, weights = {}, {}
-    offset = 0
-    for task, (task_images, task_labels) in task_data.items():
-        labels[task] = np.zeros(len(images), dtype=np.int64)
-        weights[task] = np.zeros(len(images), dtype=np.float32)
-        labels[task][offset: offset + len(task_images)] = task_labels
-        weights[task][offset: offset + len(task_images)] = 1.0
-        offset += len(task_images)
-    return images, labels, weights
-
-
-def one_hot(labels: np.ndarray, class_count: int) -> np.ndarray:
-    """Targets as the cross-entropy with label smoothing needs them (Keras' sparse loss cannot smooth)."""
-    return keras.utils.to_categorical(labels, class_count).astype(np.float32)
-
-
 def class_counts(model: keras.Model) -> dict[str, int]:
     """Classes per output, by output (head) name."""
     return {name: int(output.shape[-1]) for name, output in zip(model.output_names, model.outputs)}
@@ -197,27 +143,17 @@ def compile_model(model: keras.Model, recipe: Recipe, heads: list[str], steps_pe
                   steps_per_execution=STEPS_PER_EXECUTION, **metrics)
 
 
-def training_dataset(images: np.ndarray, targets, recipe: Recipe, sample_weights=None) -> tf.data.Dataset:
-    """Shuffled batches, augmented per the recipe: the input path `train` uses (and the benchmark measures)."""
-    return make_dataset(images, targets, recipe.batch_size, recipe.seed, shuffle=True,
-                        augmentation=recipe.augmentation, sample_weights=sample_weights)
+class FitSetUp(NamedTuple):
+    """What ``model.fit`` needs besides the model: the batches and the recipe's own callbacks."""
+
+    train: tf.data.Dataset
+    validation: tf.data.Dataset
+    callbacks: list[keras.callbacks.Callback]
 
 
-def validation_dataset(images: np.ndarray, targets, recipe: Recipe, sample_weights=None) -> tf.data.Dataset:
-    return make_dataset(images, targets, PREDICTION_BATCH_SIZE, recipe.seed, shuffle=False,
-                        sample_weights=sample_weights)
-
-
-def train_model(
-    model: keras.Model,
-    task_arrays: Mapping[str, Mapping[str, np.ndarray]],
-    recipe: Recipe,
-    callbacks: list[keras.callbacks.Callback],
-) -> tuple[keras.callbacks.History, float]:
-    """Compile and fit one model with its recipe (epochs already capped by the limits).
-
-    Call ``determinism.make_deterministic(recipe.seed)`` before building ``model``: the seed fixes
-    the initial weights, the shuffling and the augmentation only if it is set first.
+def prepare_fit(model: keras.Model, task_arrays: Mapping[str, Mapping[str, np.ndarray]], recipe: Recipe) -> FitSetUp:
+    """Compile ``model`` with its recipe and build its input pipelines: the one set-up that the train
+    stage and the benchmark share, so the benchmark measures what training runs.
 
     ``task_arrays[head]`` holds train/validation images and labels of each head (one for a
     single-task model). Several heads train jointly on batches mixing the tasks: each example is
@@ -235,11 +171,25 @@ def train_model(
                        weights if len(heads) > 1 else None)
     train = training_dataset(parts["train"][0], parts["train"][1], recipe, sample_weights=parts["train"][2])
     validation = validation_dataset(*parts["validation"][:2], recipe, sample_weights=parts["validation"][2])
-    if recipe.ema_momentum is not None:
-        # Validation sees the averaged weights; fit() leaves them in the model at the end.
-        callbacks = [*callbacks, keras.callbacks.SwapEMAWeights()]
-    return fit(model, train, validation, recipe.epochs, recipe.early_stopping_patience, callbacks,
-               recipe.batch_size)
+    # With EMA, validation sees the averaged weights; fit() leaves them in the model at the end.
+    callbacks = [keras.callbacks.SwapEMAWeights()] if recipe.ema_momentum is not None else []
+    return FitSetUp(train, validation, callbacks)
+
+
+def train_model(
+    model: keras.Model,
+    task_arrays: Mapping[str, Mapping[str, np.ndarray]],
+    recipe: Recipe,
+    callbacks: list[keras.callbacks.Callback],
+) -> tuple[keras.callbacks.History, float]:
+    """Compile and fit one model with its recipe (epochs already capped by the limits).
+
+    Call ``determinism.make_deterministic(recipe.seed)`` before building ``model``: the seed fixes
+    the initial weights, the shuffling and the augmentation only if it is set first.
+    """
+    setup = prepare_fit(model, task_arrays, recipe)
+    return fit(model, setup.train, setup.validation, recipe.epochs, recipe.early_stopping_patience,
+               [*callbacks, *setup.callbacks], recipe.batch_size)
 
 
 def training_summary(history: keras.callbacks.History, seconds: float, model: keras.Model,

@@ -9,7 +9,7 @@ as bytes, the metrics files apart from times and the machine description, the ag
 apart from its time columns. Exit 0 when everything is identical, 1 with the differences.
 
 The workspace then holds the rerun's files, identical but for times: `git checkout -- dvc.lock
-results comparisons && dvc checkout` brings back the committed ones.
+metrics plots && dvc checkout` brings back the committed ones.
 """
 from __future__ import annotations
 
@@ -27,8 +27,8 @@ import pandas as pd
 
 from cnn_comparison.layout import LIVE_DIRECTORY, METRICS_FILE, MODEL_FILE, run_directory, stage_name
 from cnn_comparison.params import NAME_PATTERN
+from cnn_comparison.report import AGGREGATE_TABLE
 from devtools.compare_runs import TIMES, differences, without_times
-from devtools.results_doc import AGGREGATE_TABLE
 
 RUN_PATTERN = re.compile(r"^(?P<study>[^@]+)@(?P<model>.+)-(?P<seed>\d+)$")
 
@@ -72,15 +72,15 @@ def dvc_repro(stage: str) -> None:
     subprocess.run([sys.executable, "-m", "dvc", "repro", "-f", "-s", stage], check=True)
 
 
-def check(runs: list[tuple[str, str, int]], studies: list[str], models_root: Path, results_root: Path,
-          comparisons_root: Path) -> list[str]:
+def check(runs: list[tuple[str, str, int]], studies: list[str], models_root: Path, metrics_root: Path,
+          plots_root: Path) -> list[str]:
     """Rerun each run's train and evaluate stages and each study's aggregate; what differs."""
     found = []
     with tempfile.TemporaryDirectory(prefix="reproduction-") as kept:
         kept = Path(kept)
         for study, model, seed in runs:
             training = run_directory(models_root / study, model, seed)
-            evaluation = run_directory(results_root / study, model, seed)
+            evaluation = run_directory(metrics_root / study, model, seed)
             target = kept / study / model / str(seed)
             for path in (training / MODEL_FILE, training / LIVE_DIRECTORY, evaluation / METRICS_FILE):
                 if not path.exists():
@@ -88,7 +88,7 @@ def check(runs: list[tuple[str, str, int]], studies: list[str], models_root: Pat
             shutil.copytree(training, target)
             shutil.copy2(evaluation / METRICS_FILE, target / METRICS_FILE)
         for study in studies:
-            table = comparisons_root / study / AGGREGATE_TABLE
+            table = plots_root / study / AGGREGATE_TABLE
             if not table.is_file():
                 raise FileNotFoundError(f"{table} is missing: run `dvc repro aggregate@{study}` first")
             (kept / "aggregates" / study).mkdir(parents=True)
@@ -100,11 +100,11 @@ def check(runs: list[tuple[str, str, int]], studies: list[str], models_root: Pat
             found += [f"{study}@{model}-{seed}: {difference}"
                       for difference in differences(before, run_directory(models_root / study, model, seed))]
             found += metrics_differences(before / METRICS_FILE,
-                                         run_directory(results_root / study, model, seed) / METRICS_FILE)
+                                         run_directory(metrics_root / study, model, seed) / METRICS_FILE)
         for study in studies:
             dvc_repro(f"aggregate@{study}")
             found += table_differences(kept / "aggregates" / study / AGGREGATE_TABLE,
-                                       comparisons_root / study / AGGREGATE_TABLE)
+                                       plots_root / study / AGGREGATE_TABLE)
     return found
 
 
@@ -114,8 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--aggregate", nargs="+", default=[], metavar="STUDY",
                         help="also rerun these studies' aggregate and compare its table")
     parser.add_argument("--models", type=Path, default=Path("models"))
-    parser.add_argument("--results", type=Path, default=Path("results"))
-    parser.add_argument("--comparisons", type=Path, default=Path("comparisons"))
+    parser.add_argument("--metrics", type=Path, default=Path("metrics"))
+    parser.add_argument("--plots", type=Path, default=Path("plots"))
     arguments = parser.parse_args(argv)
     try:
         runs = [parse_run(text) for text in arguments.runs]
@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise ValueError(f"--aggregate {study!r}: not a study name")
         if not runs and not arguments.aggregate:
             raise ValueError("name at least one run or --aggregate study")
-        found = check(runs, arguments.aggregate, arguments.models, arguments.results, arguments.comparisons)
+        found = check(runs, arguments.aggregate, arguments.models, arguments.metrics, arguments.plots)
     except (ValueError, FileNotFoundError, subprocess.CalledProcessError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         print("different:\n  " + "\n  ".join(found))
         return 1
     print(f"identical: {len(runs)} runs and {len(arguments.aggregate)} aggregates reproduced bit for bit "
-          "(times aside). `git checkout -- dvc.lock results comparisons && dvc checkout` restores the committed files.")
+          "(times aside). `git checkout -- dvc.lock metrics plots && dvc checkout` restores the committed files.")
     return 0
 
 

@@ -1,18 +1,18 @@
 """Retrain stages one at a time and commit each as it finishes, so a stopped session loses at most
 the stage in progress (hours of CPU go into a full retraining; see docs/pipeline.md).
 
-Usage: python -m devtools.retrain STAGE... [--message TEXT] [--no-doc]
+Usage: python -m devtools.retrain STAGE... [--message TEXT]
        e.g. python -m devtools.retrain train_fashion_cnns@fmnist_1-42 evaluate_fashion_cnns@fmnist_1-42
 
 For each stage in the order given: skip it if `dvc status` calls it up to date, otherwise
-`dvc repro -s` it, regenerate docs/results.md (`devtools.results_doc`) and commit `dvc.lock`,
-`results`, `comparisons` and docs/results.md with a message naming the stage and the code's commit.
+`dvc repro -s` it and commit `dvc.lock`, `metrics`, `plots` and docs/results.md with a message
+naming the stage and the code's commit (list `aggregate@<study>` and `report` last to refresh them).
 Stops at the first stage that fails. Sent SIGTERM (a session ending), it stops DVC and the stage
 in progress, which saves nothing; a SIGTERM during a commit waits for the commit to finish. Every
 name is checked against `dvc stage list` before anything runs. With a default DVC remote
 (`dvc remote add -d`), each committed stage's cached outputs (data, models and train's logs) are
 pushed at once; without one they live only in this machine's cache, and a machine that is not
-kept loses them (warned at the start). Results, the copies of the training logs and comparisons
+kept loses them (warned at the start). Metrics, the copies of the training logs and comparisons
 are in the commits either way.
 """
 from __future__ import annotations
@@ -26,9 +26,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from devtools import results_doc
-
-COMMITTED_PATHS = ("dvc.lock", "results", "comparisons", "docs/results.md")
+COMMITTED_PATHS = ("dvc.lock", "metrics", "plots", "docs/results.md")
 
 
 def dvc(*arguments: str) -> subprocess.CompletedProcess:
@@ -103,7 +101,6 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("stages", nargs="+", metavar="STAGE")
     parser.add_argument("--message", default="retrained on full data", help="commit message, before ': STAGE by CODE'")
-    parser.add_argument("--no-doc", action="store_true", help="do not regenerate docs/results.md")
     arguments = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda number, frame: sys.exit(128 + number))
     try:
@@ -137,8 +134,6 @@ def main(argv: list[str] | None = None) -> int:
         say(f"done {stage} in {time.monotonic() - started:,.0f} s")
         # A stop now waits until the finished stage is committed, so no half-made commit is left.
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
-        if not arguments.no_doc and results_doc.main([]) != 0:
-            say("docs/results.md not regenerated (see the error above); committing the results anyway")
         try:
             commit(stage, arguments.message, code)
         except RuntimeError as error:

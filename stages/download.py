@@ -13,7 +13,7 @@ from pathlib import Path
 from cnn_comparison.atomic import staged_path
 from cnn_comparison.console import run_stage
 from cnn_comparison.params import dataset_entry, load_params, validated
-from cnn_comparison.sources import FILE_KEYS, NoVerifiedSource, acquire
+from cnn_comparison.sources import NoVerifiedSource, acquire
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,23 +22,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("output_dir", type=Path)
     parser.add_argument("--params", default="params.yaml")
     arguments = parser.parse_args(argv)
-    try:  # the whole file is checked first; the sources code reads this dataset's entry as written
-        raw_params = load_params(arguments.params)
-        dataset_entry(validated(raw_params), arguments.dataset)
+    try:  # the whole file is checked first
+        entry = dataset_entry(validated(load_params(arguments.params)), arguments.dataset)
     except ValueError as error:
         print(f"error: {arguments.params}: {error}", file=sys.stderr)
         return 1
-    config = raw_params["datasets"][arguments.dataset]
-    files = {key: config["files"][key] for key in FILE_KEYS}
     start = time.perf_counter()
     try:
-        fetched, description = acquire(arguments.dataset, files, config["sources"])
+        fetched, description = acquire(arguments.dataset, entry)
     except NoVerifiedSource as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     with staged_path(arguments.output_dir, directory=True) as temporary:
         for key, data in fetched.items():
-            (temporary / files[key]["name"]).write_bytes(data)
+            (temporary / entry.files[key].name).write_bytes(data)
         (temporary / "SOURCE.txt").write_text(f"{description}\n")
     print(f"[download {arguments.dataset}] wrote {arguments.output_dir} in {time.perf_counter() - start:.1f} s")
     return 0

@@ -19,21 +19,7 @@ import time
 from pathlib import Path
 
 from cnn_comparison.console import readable_stage_output, run_stage
-
-readable_stage_output()
-
-import keras  # noqa: E402
-
-from cnn_comparison import atomic  # noqa: E402
-from cnn_comparison.arrays import load_arrays  # noqa: E402
-from cnn_comparison.determinism import determinism_settings, make_deterministic  # noqa: E402
-from cnn_comparison.evaluation import (classification_metrics, metrics_record, predict_heads,  # noqa: E402
-                                       write_head_outputs)
-from cnn_comparison.layout import (EVALUATION_OUTPUTS, LIVE_DIRECTORY, METRICS_FILE, MODEL_FILE,  # noqa: E402
-                                   data_directories, stage_name)
-from cnn_comparison.limits import capped_test  # noqa: E402
-from cnn_comparison.params import load_params, model_spec, validated  # noqa: E402
-from cnn_comparison.provenance import provenance, runtime  # noqa: E402
+from cnn_comparison.params import load_params, model_spec, validated
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,12 +32,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--params", default="params.yaml")
     arguments = parser.parse_args(argv)
     try:
-        raw_params = load_params(arguments.params)
-        params = validated(raw_params)
+        params = validated(load_params(arguments.params))
         spec = model_spec(params, arguments.model, arguments.seed)
-    except ValueError as error:
+    except ValueError as error:  # before TensorFlow's import, which takes seconds
         print(f"error: {arguments.params}: {error}", file=sys.stderr)
         return 1
+    readable_stage_output()  # TensorFlow loads here, quietly
+    import keras
+
+    from cnn_comparison import atomic
+    from cnn_comparison.arrays import load_arrays
+    from cnn_comparison.determinism import determinism_settings, make_deterministic
+    from cnn_comparison.evaluation import classification_metrics, metrics_record, predict_heads, write_head_outputs
+    from cnn_comparison.layout import (EVALUATION_OUTPUTS, LIVE_DIRECTORY, METRICS_FILE, MODEL_FILE, data_directories,
+                                       stage_name)
+    from cnn_comparison.limits import capped_test
+    from cnn_comparison.provenance import provenance, runtime
+
     make_deterministic(spec.seed)
 
     start = time.perf_counter()
@@ -87,8 +84,7 @@ def main(argv: list[str] | None = None) -> int:
                                      labels, probabilities[head].argmax(axis=1), class_names))
         training_runtime = (training.get("provenance") or [None])[0]
         record = metrics_record(spec, scores, training, time.perf_counter() - start,
-                                provenance(raw_params["models"][spec.name], raw_params, spec.seed, training_runtime,
-                                           runtime(determinism_settings())))
+                                provenance(params, spec.name, spec.seed, training_runtime, runtime(determinism_settings())))
         atomic.write_json(outputs[METRICS_FILE], record)
     print(f"[evaluate {spec.name} seed {spec.seed}] " + ", ".join(
         f"{'' if len(scores) == 1 else head + ' '}accuracy {head_scores['accuracy']:.4f}, macro F1 "

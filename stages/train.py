@@ -14,21 +14,8 @@ import time
 from pathlib import Path
 
 from cnn_comparison.console import readable_stage_output, run_stage
-
-readable_stage_output()
-
-from dvclive import Live  # noqa: E402
-from dvclive.keras import DVCLiveCallback  # noqa: E402
-
-from cnn_comparison.arrays import load_arrays  # noqa: E402
-from cnn_comparison.atomic import staged_path  # noqa: E402
-from cnn_comparison.builder import build_model  # noqa: E402
-from cnn_comparison.determinism import determinism_settings, make_deterministic  # noqa: E402
-from cnn_comparison.layout import LIVE_DIRECTORY, MODEL_FILE, data_directories  # noqa: E402
-from cnn_comparison.limits import capped_recipe, capped_split  # noqa: E402
-from cnn_comparison.params import load_params, model_spec, validated  # noqa: E402
-from cnn_comparison.provenance import runtime  # noqa: E402
-from cnn_comparison.training import make_optimizer, train_model, training_summary  # noqa: E402
+from cnn_comparison.limits import capped_recipe, capped_split
+from cnn_comparison.params import load_params, model_spec, validated
 
 ARRAY_NAMES = ["train_images", "train_labels", "validation_images", "validation_labels"]
 
@@ -45,6 +32,22 @@ def main(argv: list[str] | None = None) -> int:
         params = validated(load_params(arguments.params))
         spec = model_spec(params, arguments.model, arguments.seed)
         recipe = capped_recipe(spec.recipe, params.limits)
+    except ValueError as error:  # before TensorFlow's import, which takes seconds
+        print(f"error: {arguments.params}: {error}", file=sys.stderr)
+        return 1
+    readable_stage_output()  # TensorFlow loads here, quietly
+    from dvclive import Live
+    from dvclive.keras import DVCLiveCallback
+
+    from cnn_comparison.arrays import load_arrays
+    from cnn_comparison.atomic import staged_path
+    from cnn_comparison.builder import build_model
+    from cnn_comparison.determinism import determinism_settings, make_deterministic
+    from cnn_comparison.layout import LIVE_DIRECTORY, MODEL_FILE, data_directories
+    from cnn_comparison.provenance import runtime
+    from cnn_comparison.training import make_optimizer, train_model, training_summary
+
+    try:  # the layers and the optimizer's arguments are checked by Keras
         make_deterministic(spec.seed)  # before building: the initial weights come from the seed
         model = build_model(spec)
         try:  # Keras checks the optimizer's arguments only when it is built

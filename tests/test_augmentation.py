@@ -8,6 +8,7 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from cnn_comparison.augmentation import augment_batches, make_batch_augmenter
@@ -58,6 +59,7 @@ def test_every_epoch_and_every_batch_gets_new_transformations():
             assert not np.array_equal(batch, other)
 
 
+@pytest.mark.end_to_end  # two Python processes, each paying TensorFlow's start-up
 def test_identical_bytes_in_separate_processes_with_op_determinism():
     script = textwrap.dedent("""
         import hashlib

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from devtools.project_copies import as_from_a_terminal
+from project_copies import as_from_a_terminal
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 

@@ -15,9 +15,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from devtools.project_copies import SMALL_LIMITS as LIMITS
-from cnn_comparison.params import load_params
-from devtools.project_copies import (as_from_a_terminal, copy_run_project, dvc, git, run, set_value, stages_run,
+from cnn_comparison.params import load_params, validated
+from project_copies import SMALL_LIMITS as LIMITS
+from project_copies import (as_from_a_terminal, copy_run_project, dvc, git, run, set_value, stages_run,
                                      tool_environment)
 
 pytestmark = pytest.mark.end_to_end
@@ -71,7 +71,7 @@ def test_every_stage_ran_and_showed_progress_without_start_up_noise(project, run
     for study, name, seed in runs(run_params):
         assert {f"train_{study}@{name}-{seed}", f"evaluate_{study}@{name}-{seed}"} <= ran
     assert {"download@mnist", "download@fashion", "prepare@mnist", "split@fashion",
-            *(f"aggregate@{study}" for study in STUDIES)} <= ran
+            *(f"aggregate@{study}" for study in STUDIES), "report"} <= ran
     # Keras prints one progress line per epoch (verbose=2): steps, time, train and val metrics.
     assert re.search(r"^\d+/\d+ - \d+s - .*accuracy: [\d.]+ .*val_accuracy: [\d.]+", output, flags=re.MULTILINE)
     assert "verified all 4 files from" in output
@@ -84,7 +84,7 @@ def test_results_of_every_run_are_sane(project, run_params):
     work, _, _ = project
     for study, name, seed in runs(run_params):
         entry = run_params["models"][name]
-        run_dir = work / "results" / study / name / f"seed_{seed}"
+        run_dir = work / "metrics" / study / name / f"seed_{seed}"
         metrics = json.loads((run_dir / "metrics.json").read_text())
         tasks = entry.get("tasks") or {entry["dataset"]: {
             "dataset": entry["dataset"], "report_title": entry.get("report_title", f"{name} Performance")}}
@@ -107,7 +107,9 @@ def test_results_of_every_run_are_sane(project, run_params):
         assert metrics["epochs_run"] == 1 and metrics["epoch_of_saved_weights"] == 1 and metrics["seed"] == seed
         assert metrics["training_time_seconds"] > 0 and metrics["training_cpu_seconds"] > 0
         provenance = metrics["provenance"][0]
-        assert provenance["params"] == entry and provenance["limits"] == LIMITS and provenance["seed"] == seed
+        # the validated params, defaults filled in: what the run actually used
+        assert provenance["params"] == validated(run_params).models[name].model_dump(mode="json")
+        assert provenance["limits"] == LIMITS and provenance["seed"] == seed
         assert provenance["training"]["determinism"]["op_determinism"] is True
         assert provenance["library_versions"]["tensorflow"].startswith("2.")
         training_dir = work / "models" / study / name / f"seed_{seed}"
@@ -119,7 +121,7 @@ def test_results_of_every_run_are_sane(project, run_params):
 
 def test_each_study_has_its_own_comparison_over_its_seeds(project, run_params):
     work, _, _ = project
-    fashion = work / "comparisons" / "fashion_cnns"
+    fashion = work / "plots" / "fashion_cnns"
     table = pd.read_csv(fashion / "table.csv")
     assert list(table["model"]) == study_models(run_params, "fashion_cnns")  # no MNIST models here
     assert "Best model on fashion: **" in (fashion / "table.md").read_text()
@@ -135,13 +137,17 @@ def test_each_study_has_its_own_comparison_over_its_seeds(project, run_params):
     thresholds = run_params["studies"]["fashion_cnns"]["accuracy_thresholds"]
     assert len(reached) == len(thresholds) * len(study_models(run_params, "fashion_cnns"))
     assert set(reached["threshold"]) == set(thresholds)
-    assert "| model | first reaches 0.92 |" in (fashion / "time_to_accuracy.md").read_text()
+    assert "| model | first reaches 0.92 |" in re.sub(r" {2,}", " ", (fashion / "time_to_accuracy.md").read_text())
     assert (fashion / "accuracy_by_time.png").read_bytes()[:4] == b"\x89PNG"
 
-    both = work / "comparisons" / "dedicated_vs_multitask"
-    seeds = run_params["studies"]["dedicated_vs_multitask"]["seeds"]
+    assert_study_2_compared_over(work, run_params["studies"]["dedicated_vs_multitask"]["seeds"])
+
+
+def assert_study_2_compared_over(work: Path, seeds: list[int]) -> None:
+    """Study 2's comparison: a row per model, head and seed, and the spread over exactly ``seeds``."""
+    both = work / "plots" / "dedicated_vs_multitask"
     table = pd.read_csv(both / "table.csv", keep_default_na=False)
-    assert len(seeds) >= 2 and sorted(set(table["seed"])) == seeds
+    assert sorted(set(table["seed"])) == sorted(seeds)
     assert set(zip(table["model"], table["head"], table["dataset"])) == {
         ("digits_dedicated", "", "mnist"), ("fashion_dedicated", "", "fashion"),
         ("multitask", "digits", "mnist"), ("multitask", "fashion", "fashion")}
@@ -160,9 +166,9 @@ def test_dvc_metrics_show_lists_every_run_and_study(project, run_params):
     shown = json.loads(run(dvc("metrics", "show", "--json"), work, env))
     files = next(iter(shown.values()))["data"]
     for study, name, seed in runs(run_params):
-        assert "accuracy" in json.dumps(files[f"results/{study}/{name}/seed_{seed}/metrics.json"]["data"]), name
+        assert "accuracy" in json.dumps(files[f"metrics/{study}/{name}/seed_{seed}/metrics.json"]["data"]), name
     for study in STUDIES:
-        assert "test_accuracy" in json.dumps(files[f"comparisons/{study}/summary.json"]["data"]), study
+        assert "test_accuracy" in json.dumps(files[f"plots/{study}/summary.json"]["data"]), study
 
 
 def test_dvc_plots_show_writes_html(project):
@@ -183,9 +189,10 @@ def test_second_repro_runs_nothing_and_edits_rerun_only_their_stages(project):
     assert "Data and pipelines are up to date" in run(dvc("status"), work, env)
 
     # One CNN's recipe: only its train/evaluate and its study's aggregate.
-    set_value(work / "params.yaml", r"(  fmnist_2:.*?learning_rate: )0\.001", r"\g<1>0.002")
-    expected = {"train_fashion_cnns@fmnist_2-42", "evaluate_fashion_cnns@fmnist_2-42", "aggregate@fashion_cnns"}
-    # The aggregate's inputs change only when the evaluation has rerun.
+    set_value(work / "params.yaml", r"(  fmnist_3:.*?learning_rate: )0\.001", r"\g<1>0.002")
+    expected = {"train_fashion_cnns@fmnist_3-42", "evaluate_fashion_cnns@fmnist_3-42", "aggregate@fashion_cnns",
+                "report"}
+    # The aggregate's inputs change only when the evaluation has rerun; the report reads every model's params.
     assert set(json.loads(run(dvc("status", "--json"), work, env))) == expected - {"aggregate@fashion_cnns"}
     assert stages_run(run(dvc("repro"), work, env)) == expected
 
@@ -193,19 +200,21 @@ def test_second_repro_runs_nothing_and_edits_rerun_only_their_stages(project):
     set_value(work / "params.yaml", r"(  trunk:.*?units: )128", r"\g<1>64")
     seeds = load_params(work / "params.yaml")["studies"]["dedicated_vs_multitask"]["seeds"]
     multitask = {f"{step}_dedicated_vs_multitask@multitask-{seed}" for step in ("train", "evaluate") for seed in seeds}
-    assert set(json.loads(run(dvc("status", "--json"), work, env))) == multitask
-    assert stages_run(run(dvc("repro"), work, env)) == multitask | {"aggregate@dedicated_vs_multitask"}
+    assert set(json.loads(run(dvc("status", "--json"), work, env))) == multitask | {"report"}
+    assert stages_run(run(dvc("repro"), work, env)) == multitask | {"aggregate@dedicated_vs_multitask", "report"}
 
 
 def test_a_new_seed_runs_only_its_stages_and_its_study_aggregate(project):
     work, env, _ = project
-    set_value(work / "params.yaml", r"(  dedicated_vs_multitask:.*?seeds: \[)", r"\g<1>7, ")
-    new = {f"{step}_dedicated_vs_multitask@{model}-7" for step in ("train", "evaluate")
-           for model in ("digits_dedicated", "fashion_dedicated", "multitask")}
-    assert set(json.loads(run(dvc("status", "--json"), work, env))) == new | {"aggregate@dedicated_vs_multitask"}
-    assert stages_run(run(dvc("repro"), work, env)) == new | {"aggregate@dedicated_vs_multitask"}
-    table = pd.read_csv(work / "comparisons" / "dedicated_vs_multitask" / "table.csv")
-    assert 7 in set(table["seed"])
+    set_value(work / "params.yaml", r"(  fast_cnn:.*?seeds: \[)", r"\g<1>7, ")
+    new = {"train_fast_cnn@fmnist_fast-7", "evaluate_fast_cnn@fmnist_fast-7"}
+    assert set(json.loads(run(dvc("status", "--json"), work, env))) == new | {"aggregate@fast_cnn", "report"}
+    assert stages_run(run(dvc("repro"), work, env)) == new | {"aggregate@fast_cnn", "report"}
+    # Two seeds now: the spread over them, and a curve per run in the time-to-accuracy table.
+    summary = json.loads((work / "plots" / "fast_cnn" / "summary.json").read_text())
+    assert summary["fmnist_fast"]["test_accuracy"]["n"] == 2 and summary["fmnist_fast"]["test_accuracy"]["std"] is not None
+    assert set(pd.read_csv(work / "plots" / "fast_cnn" / "table.csv")["seed"]) == {7, 42}
+    assert "fmnist_fast (seed 7)" in (work / "plots" / "fast_cnn" / "time_to_accuracy.md").read_text()
 
 
 def test_a_new_model_runs_only_its_stages_with_progress_as_it_happens(project, run_params):
@@ -214,7 +223,7 @@ def test_a_new_model_runs_only_its_stages_with_progress_as_it_happens(project, r
     work, env, _ = project
     text = (work / "params.yaml").read_text()
     text = text.replace("\nmodels:\n", "\nmodels:" + NEW_MODEL, 1)
-    text = text.replace("fmnist_own]", "fmnist_own, fmnist_tiny]", 1)
+    text = text.replace("fmnist_4]", "fmnist_4, fmnist_tiny]", 1)
     (work / "params.yaml").write_text(text)
     process = subprocess.Popen(dvc("repro"), cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                text=True, bufsize=1)
@@ -222,8 +231,8 @@ def test_a_new_model_runs_only_its_stages_with_progress_as_it_happens(project, r
     assert process.wait() == 0, "".join(line for _, line in arrivals)[-4000:]
     output = "".join(line for _, line in arrivals)
     assert stages_run(output) == {"train_fashion_cnns@fmnist_tiny-42", "evaluate_fashion_cnns@fmnist_tiny-42",
-                                  "aggregate@fashion_cnns"}, output
-    table = pd.read_csv(work / "comparisons" / "fashion_cnns" / "table.csv")
+                                  "aggregate@fashion_cnns", "report"}, output
+    table = pd.read_csv(work / "plots" / "fashion_cnns" / "table.csv")
     assert list(table["model"]) == [*study_models(run_params, "fashion_cnns"), "fmnist_tiny"]
     # The stage's first line is printed before training starts, the epoch's line when it ends: with
     # output held back in a buffer both would arrive together when the stage exits.
@@ -236,15 +245,15 @@ def test_aggregate_keeps_a_run_whose_training_log_is_missing(project, tmp_path):
     """Results evaluated before evaluate copied the training log have a metrics file but no log."""
     work, env, _ = project
     results = tmp_path / "results"
-    subprocess.run(["cp", "-r", str(work / "results" / "fashion_cnns"), str(results)], check=True)
-    subprocess.run(["rm", "-r", str(results / "fmnist_1" / "seed_42" / "live")], check=True)
+    subprocess.run(["cp", "-r", str(work / "metrics" / "fashion_cnns"), str(results)], check=True)
+    subprocess.run(["rm", "-r", str(results / "fmnist_4" / "seed_42" / "live")], check=True)
     completed = subprocess.run(["python", "stages/aggregate.py", "fashion_cnns", str(results), str(tmp_path / "out")],
                                cwd=work, env=env, capture_output=True, text=True)
     assert completed.returncode == 0, completed.stderr
-    assert "warning: fmnist_1: no curves" in completed.stderr and "evaluate stage" in completed.stderr
-    assert "fmnist_1" in set(pd.read_csv(tmp_path / "out" / "table.csv")["model"])
-    assert "fmnist_1" not in set(pd.read_csv(tmp_path / "out" / "validation_accuracy.csv")["model"])
-    assert "fmnist_2" in set(pd.read_csv(tmp_path / "out" / "accuracy_by_time.csv")["model"])
+    assert "warning: fmnist_4: no curves" in completed.stderr and "evaluate stage" in completed.stderr
+    assert "fmnist_4" in set(pd.read_csv(tmp_path / "out" / "table.csv")["model"])
+    assert "fmnist_4" not in set(pd.read_csv(tmp_path / "out" / "validation_accuracy.csv")["model"])
+    assert "fmnist_3" in set(pd.read_csv(tmp_path / "out" / "accuracy_by_time.csv")["model"])
 
 
 def test_a_clone_without_models_or_cache_reruns_the_aggregate_and_gets_the_same_comparison(small_pipeline_run,
@@ -253,7 +262,7 @@ def test_a_clone_without_models_or_cache_reruns_the_aggregate_and_gets_the_same_
     train's and no DVC cache (a clone with no remote), it is up to date and reruns to the same files."""
     work = copy_run_project(small_pipeline_run[0], tmp_path / "project").resolve()
     env = tool_environment()
-    comparison = work / "comparisons" / "fashion_cnns"
+    comparison = work / "plots" / "fashion_cnns"
     before = {name: (comparison / name).read_bytes() for name in ("table.csv", "validation_accuracy.csv")}
     subprocess.run(["rm", "-r", str(work / "models"), str(work / ".dvc" / "cache")], check=True)
     assert json.loads(run(dvc("status", "--json", "aggregate@fashion_cnns"), work, env)) == {}
@@ -268,9 +277,9 @@ def test_a_refactor_that_keeps_the_numbers_is_recorded_with_dvc_commit(project, 
     training_code = work / "cnn_comparison" / "training.py"
     training_code.write_text(training_code.read_text() + "\n# a comment: the numbers cannot change\n")
     stale = set(json.loads(run(dvc("status", "--json"), work, env)))
-    train_stages = {name for name in stale if name.startswith("train_")}
-    assert "train_fashion_cnns@fmnist_1-42" in train_stages and stale - train_stages <= {
-        name for name in stale if name.startswith("evaluate_")}
+    # Every train stage, and nothing else: evaluation does not depend on the training loop (inputs.py).
+    assert stale == {name for name in run(dvc("stage", "list", "--name-only"), work, env).split()
+                     if name.startswith("train_")}
     run(dvc("commit", "-f", *sorted(stale)), work, env)
     assert set(json.loads(run(dvc("status", "--json"), work, env))) == set()
     assert stages_run(run(dvc("repro"), work, env)) == set()
@@ -281,12 +290,12 @@ def test_rerunning_committed_stages_reproduces_their_numbers_and_the_check_can_f
     what was there. One metrics file is altered first, as a result not made by this code would be:
     only it may be reported; the other run and the aggregate must come back bit for bit."""
     work = copy_run_project(small_pipeline_run[0], tmp_path / "project").resolve()
-    metrics_path = work / "results" / "fashion_cnns" / "fmnist_4" / "seed_42" / "metrics.json"
+    metrics_path = work / "metrics" / "fashion_cnns" / "fmnist_4" / "seed_42" / "metrics.json"
     record = json.loads(metrics_path.read_text())
     record["heads"]["fashion"]["accuracy"] += 0.01
     metrics_path.write_text(json.dumps(record))
     result = subprocess.run([sys.executable, "-m", "devtools.check_reproduction", "fashion_cnns@fmnist_4-42",
-                             "dedicated_vs_multitask@multitask-43", "--aggregate", "dedicated_vs_multitask"],
+                             "--aggregate", "fashion_cnns"],
                             cwd=work, env=tool_environment(), capture_output=True, text=True)
     assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-3000:]
     reported = result.stdout.split("different:\n", 1)[1].strip().splitlines()
@@ -324,7 +333,7 @@ def test_retrain_commits_each_stage_it_runs_and_skips_the_ones_up_to_date(small_
     assert f"{stages[2]}: up to date, skipped" in result.stdout
     assert "dvc.lock" in run(["git", "show", "--name-only", "--format=", "HEAD~1"], work, env).split()
     assert json.loads(run(dvc("status", "--json", *stages), work, env)) == {}
-    assert run(["git", "status", "--porcelain", "--", "dvc.lock", "results"], work, env) == ""
+    assert run(["git", "status", "--porcelain", "--", "dvc.lock", "metrics"], work, env) == ""
     bad = subprocess.run([sys.executable, "-m", "devtools.retrain", "train_fashion_cnns@x;touch owned"],
                          cwd=work, env=env, capture_output=True, text=True)
     assert bad.returncode == 2 and "not stages of dvc.yaml" in bad.stderr, bad.stdout + bad.stderr
@@ -376,8 +385,7 @@ def stop_in_first_epoch(process: subprocess.Popen, project_dir: Path, stop: Call
 
 
 def minutes_of_training(params_path: Path) -> None:
-    set_value(params_path, r"^  max_train_samples: \d+", "  max_train_samples: 40000")
-    set_value(params_path, r"^  max_epochs: \d+", "  max_epochs: 20")
+    set_value(params_path, r"(max_epochs: )\d+", r"\g<1>500")
 
 
 @pytest.mark.parametrize("how", ["SIGTERM to dvc", "Ctrl-C"])

@@ -49,6 +49,15 @@ def test_every_stage_depends_on_exactly_the_code_it_runs(project_root):
         assert code_deps == {script} | import_closure(project_root, script), name
 
 
+def test_evaluation_does_not_depend_on_the_training_loop(project_root):
+    """Editing cnn_comparison/training.py (the loop, optimizers, callbacks) leaves evaluate stages up to date."""
+    stages = stage_definitions(project_root)
+    for name, stage in stages.items():
+        if name.startswith("evaluate_"):
+            assert f"{PACKAGE}/training.py" not in stage["deps"] and f"{PACKAGE}/inputs.py" in stage["deps"], name
+    assert f"{PACKAGE}/training.py" not in import_closure(project_root, "stages/evaluate.py")
+
+
 def test_import_closure_follows_imports_inside_the_package(tmp_path):
     (tmp_path / PACKAGE).mkdir()
     (tmp_path / PACKAGE / "a.py").write_text("from cnn_comparison.b import x\n")
@@ -77,12 +86,6 @@ def test_benchmark_readme_shows_the_latest_full_benchmark(project_root):
     table = (project_root / "benchmarks" / "results" / "benchmark.md").read_text()
     assert table.startswith("Benchmark (full mode")
     assert table in (project_root / "benchmarks" / "README.md").read_text()
-
-
-def test_team_doc_shows_the_latest_queue_sweep(project_root):
-    table = (project_root / "benchmarks" / "results" / "queue_sweep.md").read_text()
-    assert table.startswith("Queue sweep, ")
-    assert table in (project_root / "docs" / "team.md").read_text()
 
 
 def test_package_init_runs_no_code(project_root):
@@ -114,7 +117,7 @@ def test_every_study_has_its_train_and_evaluate_stages_over_its_models_and_seeds
             assert stage, f"dvc.yaml: add the stage {step}_{study} (copy another study's block)"
             assert stage["matrix"] == {"model": f"${{studies.{study}.models}}", "seed": f"${{studies.{study}.seeds}}"}
             run = "${item.model}/seed_${item.seed}"
-            directories = [f"'models/{study}/{run}'"] + ([f"'results/{study}/{run}'"] if step == "evaluate" else [])
+            directories = [f"'models/{study}/{run}'"] + ([f"'metrics/{study}/{run}'"] if step == "evaluate" else [])
             assert stage["cmd"].split()[2:] == ["'${item.model}'", "'${item.seed}'", *directories,
                                                  "data/split" if step == "train" else "data/prepared"], stage["cmd"]
             assert "models.${item.model}" in stage["params"] and "limits" in stage["params"]

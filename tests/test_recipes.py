@@ -11,7 +11,8 @@ import yaml
 from cnn_comparison.builder import build_with_heads
 from cnn_comparison.evaluation import predict_heads, shifted
 from cnn_comparison.params import parse_recipe
-from cnn_comparison.training import compile_model, learning_rate_schedule, make_optimizer, one_hot, train_model
+from cnn_comparison.inputs import one_hot
+from cnn_comparison.training import compile_model, learning_rate_schedule, make_optimizer, train_model
 
 BASE = {"optimizer": "adam", "learning_rate": 0.001, "batch_size": 16, "epochs": 2, "early_stopping_patience": None,
         "augmentation": {"enabled": False, "width_shift": 0.0, "height_shift": 0.0, "horizontal_flip": False}}
@@ -78,6 +79,7 @@ def test_optimizer_arguments_reach_keras_and_bad_ones_are_named():
         make_optimizer(recipe(optimizer="sgdd"))
 
 
+@pytest.mark.end_to_end  # a stage script in a subprocess: TensorFlow's start-up each time
 def test_train_stage_names_a_bad_optimizer_argument_before_loading_data(project_root, params, tmp_path):
     changed = copy.deepcopy(params)
     changed["models"]["fmnist_fast"]["training"]["optimizer"] = {"type": "sgd", "momentun": 0.9}

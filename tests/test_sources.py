@@ -3,10 +3,16 @@ import hashlib
 
 import pytest
 
+from cnn_comparison.params import Dataset, validated
 from cnn_comparison.sources import FILE_KEYS, NoVerifiedSource, acquire
 
 CONTENT = {key: f"{key} bytes".encode() for key in FILE_KEYS}
 FILES = {key: {"name": f"{key}-idx", "sha256": hashlib.sha256(data).hexdigest()} for key, data in CONTENT.items()}
+
+
+def entry(files: dict, sources: list[dict]) -> Dataset:
+    """A validated ``datasets.<name>`` entry, as the download stage hands it to ``acquire``."""
+    return Dataset.model_validate({"class_names": ["a", "b"], "files": files, "sources": sources})
 
 
 def write_mirror(directory, corrupt=None, compress=False):
@@ -26,8 +32,8 @@ def test_checksum_mismatch_falls_through_to_the_next_source(tmp_path):
     corrupted = write_mirror(tmp_path / "corrupted", corrupt="train_labels")
     good = write_mirror(tmp_path / "good", compress=True)
     messages = []
-    files, used = acquire("toy", FILES, [{"type": "directory", "path": str(corrupted)},
-                                         {"type": "directory", "path": str(good)}], log=messages.append)
+    files, used = acquire("toy", entry(FILES, [{"type": "directory", "path": str(corrupted)},
+                                               {"type": "directory", "path": str(good)}]), log=messages.append)
     assert files == CONTENT
     assert used == f"directory {good}"
     assert len(messages) == 2
@@ -57,8 +63,8 @@ def test_a_damaged_gzip_is_reported_by_name_and_the_next_source_is_tried(tmp_pat
             (directory / f"{key}-idx.gz").write_bytes(gzip.compress(data, mtime=0))
     damage(damaged / "test_labels-idx.gz", how)
     messages = []
-    files, used = acquire("toy", files_spec, [{"type": "directory", "path": str(damaged)},
-                                              {"type": "directory", "path": str(good)}], log=messages.append)
+    files, used = acquire("toy", entry(files_spec, [{"type": "directory", "path": str(damaged)},
+                                                    {"type": "directory", "path": str(good)}]), log=messages.append)
     assert files == CONTENT_LONG and used == f"directory {good}"
     assert f"{damaged / 'test_labels-idx.gz'}: damaged gzip file" in messages[0], messages
 
@@ -69,10 +75,10 @@ def test_every_failure_is_listed_when_nothing_verifies(tmp_path, monkeypatch):
         {"type": "directory", "path": str(write_mirror(tmp_path / "bad", corrupt="test_images"))},
         {"type": "directory", "path": str(tmp_path / "missing")},
         {"type": "directory", "path": "$CNN_DATA_MIRROR/toy"},
-        {"type": "url", "url": "http://127.0.0.1:9", "timeout_seconds": 2},  # discard port: refused
+        {"type": "url", "url": "http://127.0.0.1:9", "timeout_seconds": 2.0},  # discard port: refused
     ]
     with pytest.raises(NoVerifiedSource) as raised:
-        acquire("toy", FILES, sources, log=lambda message: None)
+        acquire("toy", entry(FILES, sources), log=lambda message: None)
     message = str(raised.value)
     assert "test_images-idx: checksum mismatch" in message
     assert f"{tmp_path / 'missing'} does not exist" in message
@@ -81,16 +87,18 @@ def test_every_failure_is_listed_when_nothing_verifies(tmp_path, monkeypatch):
     assert "datasets.toy.sources" in message
 
 
-def test_unknown_source_type_is_a_params_error():
-    with pytest.raises(ValueError, match="datasets.toy.sources: unknown source type 'ftp'"):
-        acquire("toy", FILES, [{"type": "ftp"}], log=lambda message: None)
+def test_unknown_source_type_is_a_params_error_before_anything_is_fetched(params):
+    changed = {**params, "datasets": {**params["datasets"], "fashion": {**params["datasets"]["fashion"],
+                                                                          "sources": [{"type": "ftp"}]}}}
+    with pytest.raises(ValueError, match=r"datasets\.fashion\.sources\[0\]: unknown source type"):
+        validated(changed)
 
 
 def test_missing_package_tool_is_reported_not_raised(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))  # no npm, no apt-get on this PATH
     good = write_mirror(tmp_path / "good")
     messages = []
-    _, used = acquire("toy", FILES, [{"type": "npm_package", "package": "nothing@1", "path": "package/data"},
-                                     {"type": "directory", "path": str(good)}], log=messages.append)
+    _, used = acquire("toy", entry(FILES, [{"type": "npm_package", "package": "nothing@1", "path": "package/data"},
+                                           {"type": "directory", "path": str(good)}]), log=messages.append)
     assert used == f"directory {good}"
     assert "`npm` is not installed" in messages[0]

@@ -2,6 +2,8 @@
 import numpy as np
 import pandas as pd
 
+from test_comparison import squeezed
+
 from cnn_comparison.comparison import accuracy_by_time, elapsed_history, time_to_accuracy, time_to_accuracy_markdown
 
 
@@ -33,7 +35,7 @@ def test_first_epoch_reaching_each_threshold_with_its_seconds(tmp_path):
     slow_rows = table[table["model"] == "slow"].set_index("threshold")
     assert list(slow_rows["epoch"].fillna(-1)) == [2, 3, -1] and slow_rows["elapsed_wall_seconds"].isna().all()
 
-    markdown = time_to_accuracy_markdown(table, [0.92, 0.93, 0.94])
+    markdown = squeezed(time_to_accuracy_markdown(table, [0.92, 0.93, 0.94]))
     assert "| fast | 200 s wall, 370 s CPU (epoch 2) | 400 s wall, 750 s CPU (epoch 4) |" in markdown
     assert "| slow | epoch 2 (times not logged) | epoch 3 (times not logged) | not in 3 epochs |" in markdown
 
@@ -46,7 +48,7 @@ def test_no_thresholds_gives_an_empty_table_that_says_so():
     # A study none of whose training logs are present (a clone before `dvc pull`).
     nothing = time_to_accuracy(accuracy_by_time({}, None), [0.9])
     assert nothing.empty
-    assert "| m2 | no training log in the workspace |" in time_to_accuracy_markdown(nothing, [0.9], ["m2"])
+    assert "| m2 | no training log in the workspace |" in squeezed(time_to_accuracy_markdown(nothing, [0.9], ["m2"]))
 
 
 def test_each_run_of_a_several_seed_study_is_its_own_line():
@@ -62,7 +64,7 @@ def test_each_run_of_a_several_seed_study_is_its_own_line():
     table = time_to_accuracy(history, [0.95])
     assert list(zip(table["model"], table["seed"], table["epoch"])) == [
         ("m (seed 1)", 1, 2), ("m (seed 2)", 2, 1), ("multitask (digits, seed 1)", 1, 1)]
-    markdown = time_to_accuracy_markdown(table, [0.95], ["m (seed 3)"])
+    markdown = squeezed(time_to_accuracy_markdown(table, [0.95], ["m (seed 3)"]))
     assert "| m (seed 1) | 20 s wall, 30 s CPU (epoch 2) |" in markdown
     assert "| m (seed 2) | 10 s wall, 15 s CPU (epoch 1) |" in markdown
     assert "| m (seed 3) | no training log in the workspace |" in markdown

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +17,10 @@ import pytest
 import yaml
 
 from cnn_comparison.arrays import save_arrays
+from devtools import compare_runs
 from devtools.compare_runs import weight_bytes, without_times
+
+pytestmark = pytest.mark.end_to_end
 
 AUGMENTED_BATCH_NORM_MODEL = {
     "dataset": "fashion",
@@ -52,6 +56,7 @@ def write_params(params: dict, directory: Path, model: dict, seeds=(7,)) -> Path
     changed = copy.deepcopy(params)
     changed["models"] = {"tiny": model}
     changed["studies"] = {"tiny_study": {"title": "Tiny", "models": ["tiny"], "seeds": list(seeds)}}
+    changed.pop("report", None)  # it names the project's studies
     path = directory / "params.yaml"
     path.write_text(yaml.safe_dump(changed))
     return path
@@ -62,35 +67,42 @@ def run_stage(project_root: Path, stage: str, *arguments: str) -> subprocess.Com
                           capture_output=True, text=True, cwd=project_root, timeout=600)
 
 
-def test_same_seed_gives_identical_weights_and_metrics_in_two_processes(project_root, params, data_roots, tmp_path):
+@pytest.fixture(scope="module")
+def seeded_runs(project_root, params, data_roots, tmp_path_factory) -> dict[str, Path]:
+    """Seed 7 trained and evaluated twice, each in its own processes, and seed 8 trained once."""
     split_root, prepared_root = data_roots
-    params_file = write_params(params, tmp_path, AUGMENTED_BATCH_NORM_MODEL, seeds=(7, 8))
+    root = tmp_path_factory.mktemp("seeded_runs")
+    params_file = write_params(params, root, AUGMENTED_BATCH_NORM_MODEL, seeds=(7, 8))
     runs = {}
-    for name, seed in (("first", "7"), ("second", "7"), ("other_seed", "8")):
-        run_dir = tmp_path / name
+    for name, seed, stages in (("first", "7", ("train", "evaluate")), ("second", "7", ("train", "evaluate")),
+                               ("other_seed", "8", ("train",))):
+        run_dir = root / name
         # One directory for both: evaluate's copy of the training log replaces it with the same files.
-        for stage, paths in (("train", [run_dir, split_root]), ("evaluate", [run_dir, run_dir, prepared_root])):
-            result = run_stage(project_root, stage, "tiny", seed, *map(str, paths), "--params", str(params_file))
+        paths = {"train": [run_dir, split_root], "evaluate": [run_dir, run_dir, prepared_root]}
+        for stage in stages:
+            result = run_stage(project_root, stage, "tiny", seed, *map(str, paths[stage]), "--params", str(params_file))
             assert result.returncode == 0, result.stderr[-3000:]
         runs[name] = run_dir
+    return {**runs, "params": params_file}
+
+
+def test_same_seed_gives_identical_weights_and_metrics_in_two_processes(seeded_runs, capsys):
+    runs = seeded_runs
     first, second, other = (weight_bytes(runs[name] / "model.keras") for name in ("first", "second", "other_seed"))
     assert len(first) == 8  # conv kernel and bias, 4 batch-norm vectors, dense kernel and bias
     assert first == second, "same params and seed gave different weights"
     assert first != other, "a different seed gave the same weights: the seed does not reach training"
-    metrics = {name: json.loads((run_dir / "metrics.json").read_text()) for name, run_dir in runs.items()}
+    metrics = {name: json.loads((runs[name] / "metrics.json").read_text()) for name in ("first", "second")}
     assert without_times(metrics["first"]) == without_times(metrics["second"])
     training_logs = [json.loads((runs[name] / "live" / "metrics.json").read_text()) for name in ("first", "second")]
     assert without_times(training_logs[0]) == without_times(training_logs[1])
     assert (runs["second"] / "confusion" / "fashion.csv").read_bytes() == (
         runs["first"] / "confusion" / "fashion.csv").read_bytes()
     # The devtool behind `dvc commit` after a refactor (docs/pipeline.md) says the same.
-    compare = [sys.executable, "-m", "devtools.compare_runs"]
-    same = subprocess.run([*compare, str(runs["first"]), str(runs["second"])], capture_output=True, text=True,
-                          cwd=project_root, timeout=300)
-    assert same.returncode == 0 and same.stdout.startswith("identical"), same.stdout + same.stderr
-    other = subprocess.run([*compare, str(runs["first"]), str(runs["other_seed"])], capture_output=True, text=True,
-                           cwd=project_root, timeout=300)
-    assert other.returncode == 1 and "model.keras: weight arrays" in other.stdout, other.stdout + other.stderr
+    assert compare_runs.main([str(runs["first"]), str(runs["second"])]) == 0
+    assert capsys.readouterr().out.startswith("identical")
+    assert compare_runs.main([str(runs["first"]), str(runs["other_seed"])]) == 1
+    assert "model.keras: weight arrays" in capsys.readouterr().out
     provenance = metrics["first"]["provenance"][0]
     assert provenance["seed"] == metrics["first"]["seed"] == 7
     for step in ("training", "evaluation"):
@@ -155,18 +167,13 @@ def test_sigterm_stops_training_with_one_line_and_saves_nothing(project_root, pa
     assert_nothing_saved(run_dir)
 
 
-def test_a_corrupt_model_file_is_reported_as_corrupt_with_the_fix(project_root, params, data_roots, tmp_path):
-    split_root, prepared_root = data_roots
-    one_epoch = copy.deepcopy(AUGMENTED_BATCH_NORM_MODEL)
-    one_epoch["training"]["epochs"] = 1
-    params_file = write_params(params, tmp_path, one_epoch)
+def test_a_corrupt_model_file_is_reported_as_corrupt_with_the_fix(project_root, seeded_runs, data_roots, tmp_path):
     run_dir = tmp_path / "run"
-    trained = run_stage(project_root, "train", "tiny", "7", str(run_dir), str(split_root), "--params", str(params_file))
-    assert trained.returncode == 0, trained.stderr[-3000:]
+    shutil.copytree(seeded_runs["first"], run_dir)
     model_file = run_dir / "model.keras"
     model_file.write_bytes(model_file.read_bytes()[: model_file.stat().st_size // 2])  # truncated
-    result = run_stage(project_root, "evaluate", "tiny", "7", str(run_dir), str(tmp_path / "results"), str(prepared_root),
-                       "--params", str(params_file))
+    result = run_stage(project_root, "evaluate", "tiny", "7", str(run_dir), str(tmp_path / "results"),
+                       str(data_roots[1]), "--params", str(seeded_runs["params"]))
     assert result.returncode == 1
     assert f"error: {model_file} is corrupt or truncated" in result.stderr, result.stderr[-2000:]
     assert f"dvc checkout {model_file}" in result.stderr and "dvc repro -f -s train_tiny_study@tiny-7" in result.stderr

@@ -5,7 +5,8 @@ import tensorflow as tf
 from cnn_comparison.builder import build_multitask
 from cnn_comparison.params import Augmentation, parse_recipe
 from cnn_comparison.augmentation import make_batch_augmenter
-from cnn_comparison.training import combine_tasks, make_dataset, train_model
+from cnn_comparison.inputs import combine_tasks, make_dataset
+from cnn_comparison.training import train_model
 
 REFERENCE_AUGMENTATION = Augmentation(enabled=True, width_shift=0.2, height_shift=0.2, horizontal_flip=True)
 

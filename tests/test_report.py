@@ -1,5 +1,5 @@
-"""docs/results.md's generated sections: the generator on synthetic trees, and the committed document
-against what the generator makes of the committed files (so the document cannot drift)."""
+"""docs/results.md's generated sections (cnn_comparison/report.py, the `report` stage): the generator
+on synthetic trees, and the committed document against what the stage makes of the committed files."""
 from __future__ import annotations
 
 import copy
@@ -15,15 +15,17 @@ import yaml
 
 from cnn_comparison.layout import run_directory
 from cnn_comparison.params import load_params, validated
-from devtools.results_doc import (CNN_STUDY, FAST_STUDY, NOT_RETRAINED, SECTIONS, current_aggregate, fill_document,
-                                  is_full_data, main, parse_reference_accuracies, parse_reference_cnn_table,
-                                  read_study_runs, render_sections, replace_section)
+from cnn_comparison.report import (NOT_RETRAINED, REFERENCE_OUTPUT, REFERENCE_REPORT, SECTIONS, current_aggregate,
+                                   fill_template, is_full_data, parse_reference_accuracies, parse_reference_cnn_table,
+                                   read_study_runs, render_sections)
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCUMENT = ROOT / "docs" / "results.md"
 REFERENCE_DIR = ROOT / "reference"
+TEMPLATE = ROOT / "docs" / "results.template.md"
+REFERENCE_TEXTS = {name: (REFERENCE_DIR / name).read_text() for name in (REFERENCE_REPORT, REFERENCE_OUTPUT)}
 RAW_PARAMS = load_params(ROOT / "params.yaml")
-STUDY_2 = "dedicated_vs_multitask"
+CNN_STUDY, FAST_STUDY, STUDY_2 = "fashion_cnns", "fast_cnn", "dedicated_vs_multitask"
 FULL = {"max_train_samples": None, "max_epochs": None, "max_eval_samples": None}
 MAX_DOCUMENT_LINES = 150
 
@@ -71,19 +73,22 @@ def study_2_runs(results: Path, seeds: list[int]) -> None:
                                                                   "fashion": (0.870 - wobble, "fashion")}, epochs=5))
 
 
-def section(text: str, name: str) -> str:
-    match = re.search(rf"<!-- results:{name}:start -->\n(.*?)\n<!-- results:{name}:end -->", text, re.S)
-    assert match, f"no results:{name} section"
-    return match.group(1)
-
-
 def table_rows(content: str) -> list[list[str]]:
     lines = [line for line in content.splitlines() if line.startswith("|")]
     return [[cell.strip() for cell in line.strip("|").split("|")] for line in lines[2:]]
 
 
 def render(params, tmp_path: Path) -> dict[str, str]:
-    return render_sections(params, tmp_path / "results", tmp_path / "comparisons", REFERENCE_DIR, tmp_path / "docs")
+    return render_sections(params, tmp_path / "metrics", tmp_path / "plots", REFERENCE_TEXTS, tmp_path / "docs")
+
+
+def run_report(root: Path, document: Path, template: Path = TEMPLATE, params: Path | None = None,
+               metrics: str = "metrics", plots: str = "plots") -> subprocess.CompletedProcess:
+    """The `report` stage's command, as dvc.yaml runs it (from the project root)."""
+    command = [sys.executable, "stages/report.py", str(template), str(root / metrics), str(root / plots),
+               "reference", str(document)]
+    return subprocess.run(command + (["--params", str(params)] if params else []), cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
 
 
 @pytest.fixture(scope="module")
@@ -92,9 +97,9 @@ def aggregated_study_2(tmp_path_factory):
     root = tmp_path_factory.mktemp("aggregated")
     raw, params = params_with_seeds(**{STUDY_2: [1, 2, 3]})
     (root / "params.yaml").write_text(yaml.safe_dump(raw))
-    study_2_runs(root / "results", [1, 2, 3])
-    subprocess.run([sys.executable, str(ROOT / "stages" / "aggregate.py"), STUDY_2, str(root / "results" / STUDY_2),
-                    str(root / "comparisons" / STUDY_2), "--params", str(root / "params.yaml")],
+    study_2_runs(root / "metrics", [1, 2, 3])
+    subprocess.run([sys.executable, str(ROOT / "stages" / "aggregate.py"), STUDY_2, str(root / "metrics" / STUDY_2),
+                    str(root / "plots" / STUDY_2), "--params", str(root / "params.yaml")],
                    check=True, capture_output=True, cwd=ROOT, timeout=300)
     return root, params
 
@@ -118,11 +123,11 @@ def test_only_runs_without_limits_count_as_full_data():
 
 def test_only_declared_full_data_runs_in_the_seed_layout_are_read(tmp_path):
     _, params = params_with_seeds(fashion_cnns=[42, 43])
-    results = tmp_path / "results"
+    results = tmp_path / "metrics"
     write_record(results, CNN_STUDY, record("fmnist_5", 42, 0.93))
     write_record(results, CNN_STUDY, record("fmnist_5", 43, 0.5, limits={**FULL, "max_train_samples": 100}))
     write_record(results, CNN_STUDY, record("fmnist_5", 44, 0.99))  # seed not declared
-    old_layout = results / CNN_STUDY / "fmnist_1" / "metrics.json"  # older code's results/<study>/<model>/
+    old_layout = results / CNN_STUDY / "fmnist_1" / "metrics.json"  # older code's metrics/<study>/<model>/
     old_layout.parent.mkdir(parents=True)
     old_layout.write_text(json.dumps(record("fmnist_1", 42, 0.99)))
     runs = read_study_runs(params, CNN_STUDY, results)
@@ -132,27 +137,27 @@ def test_only_declared_full_data_runs_in_the_seed_layout_are_read(tmp_path):
 
 def test_a_metrics_file_of_another_run_than_its_path_is_an_error(tmp_path):
     _, params = params_with_seeds()
-    path = write_record(tmp_path / "results", CNN_STUDY, record("fmnist_5", 42, 0.93))
+    path = write_record(tmp_path / "metrics", CNN_STUDY, record("fmnist_5", 42, 0.93))
     path.write_text(json.dumps(record("fmnist_6", 42, 0.93)))
     with pytest.raises(ValueError, match="records model 'fmnist_6' seed 42"):
-        read_study_runs(params, CNN_STUDY, tmp_path / "results")
+        read_study_runs(params, CNN_STUDY, tmp_path / "metrics")
 
 
 def test_cnn_rows_are_means_over_full_data_seeds_and_not_retrained_otherwise(tmp_path):
     _, params = params_with_seeds(fashion_cnns=[42, 43])
-    results = tmp_path / "results"
+    results = tmp_path / "metrics"
     write_record(results, CNN_STUDY, record("fmnist_5", 42, 0.93, epochs=30))
     write_record(results, CNN_STUDY, record("fmnist_5", 43, 0.94, epochs=35))
     write_record(results, CNN_STUDY, record("fmnist_own", 42, 0.935))
     write_record(results, CNN_STUDY, record("fmnist_own", 43, 0.5, limits={**FULL, "max_epochs": 1}))
-    rows = {row[0]: row for row in table_rows(render(params, tmp_path)["cnn"])}
+    rows = {row[0]: row for row in table_rows(render(params, tmp_path)["reference"])}
     assert list(rows) == [f"`{model}`" for model in params.studies[CNN_STUDY].models]
     # mean ± sample std; gap to the report's 0.9305; epochs as a range; mean CPU seconds
     assert rows["`fmnist_5`"] == ["`fmnist_5`", "0.9350 ± 0.0071", "2 of 2", "0.9305", "+0.45", "0.9340 ± 0.0071",
                                   "30–35", "50", "192"]
     assert rows["`fmnist_own`"][1:4] == ["0.9350", "1 of 2", ""]  # the limited seed does not count
     assert rows["`fmnist_1`"] == ["`fmnist_1`", NOT_RETRAINED, "0 of 2", "0.9201", "", "", "", "10", ""]
-    assert "3 of the 14 declared runs of `fashion_cnns`" in render(params, tmp_path)["cnn"]
+    assert "3 of the 14 declared runs of `fashion_cnns`" in render(params, tmp_path)["reference"]
 
 
 def test_without_full_data_runs_every_section_says_so(tmp_path):
@@ -160,10 +165,10 @@ def test_without_full_data_runs_every_section_says_so(tmp_path):
     sections = render(params, tmp_path)
     assert set(sections) == set(SECTIONS)
     assert all(row[2] == NOT_RETRAINED for row in table_rows(sections["multitask"]))
-    assert all(row[1] == NOT_RETRAINED for row in table_rows(sections["cnn"]))
+    assert all(row[1] == NOT_RETRAINED for row in table_rows(sections["reference"]))
     assert sections["time"] == ("**`fashion_cnns`**: No full-data runs of `fashion_cnns` by the current code yet.\n\n"
                                 "**`fast_cnn`**: No full-data runs of `fast_cnn` by the current code yet.")
-    assert all(row[1] == NOT_RETRAINED for row in table_rows(sections["fast"]))
+    assert all(row[1] == NOT_RETRAINED for row in table_rows(sections["targets"]))
     assert ".png" not in sections["figures"]
 
 
@@ -183,22 +188,22 @@ def test_figures_link_the_plots_of_a_current_aggregate_only(aggregated_study_2):
     root, params = aggregated_study_2
     figures = render(params, root)["figures"]
     links = re.findall(r"\]\(([^)]+)\)", figures)
-    assert "../comparisons/dedicated_vs_multitask/test_accuracy.png" in links
+    assert "../plots/dedicated_vs_multitask/test_accuracy.png" in links
     assert all((root / "docs" / target).resolve().is_file() for target in links)
     assert "`fashion_cnns`: no plots yet. No full-data runs" in figures
 
 
 def test_a_stale_aggregate_is_not_shown(aggregated_study_2, tmp_path):
     root, params = aggregated_study_2
-    runs = read_study_runs(params, STUDY_2, root / "results")
-    assert current_aggregate(runs, root / "comparisons") is not None
-    stale = tmp_path / "comparisons" / STUDY_2
+    runs = read_study_runs(params, STUDY_2, root / "metrics")
+    assert current_aggregate(runs, root / "plots") is not None
+    stale = tmp_path / "plots" / STUDY_2
     stale.mkdir(parents=True)
-    table = (root / "comparisons" / STUDY_2 / "table.csv").read_text()
+    table = (root / "plots" / STUDY_2 / "table.csv").read_text()
     (stale / "table.csv").write_text(table.replace("0.97,", "0.96,", 1))
-    assert current_aggregate(runs, tmp_path / "comparisons") is None
-    sections = render_sections(params, root / "results", tmp_path / "comparisons", REFERENCE_DIR, root / "docs")
-    assert "run `dvc repro aggregate@dedicated_vs_multitask`" in sections["figures"]
+    assert current_aggregate(runs, tmp_path / "plots") is None
+    sections = render_sections(params, root / "metrics", tmp_path / "plots", REFERENCE_TEXTS, root / "docs")
+    assert "`plots/dedicated_vs_multitask/` does not hold the current runs: run `dvc repro`." in sections["figures"]
     assert all(row[7] == "" for row in table_rows(sections["multitask"]))
 
 
@@ -206,73 +211,89 @@ def test_time_section_is_the_aggregates_table_once_current(tmp_path):
     raw, params = params_with_seeds(fashion_cnns=[42])
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
     for index, model in enumerate(params.studies[CNN_STUDY].models):
-        write_record(tmp_path / "results", CNN_STUDY, record(model, 42, 0.90 + index / 100))
-    runs = read_study_runs(params, CNN_STUDY, tmp_path / "results")
-    assert "**`fashion_cnns`**: `comparisons/fashion_cnns/` does not hold the current runs: run `dvc repro aggregate@fashion_cnns`" \
+        write_record(tmp_path / "metrics", CNN_STUDY, record(model, 42, 0.90 + index / 100))
+    runs = read_study_runs(params, CNN_STUDY, tmp_path / "metrics")
+    assert "**`fashion_cnns`**: `plots/fashion_cnns/` does not hold the current runs: run `dvc repro`." \
         in render(params, tmp_path)["time"]
     subprocess.run([sys.executable, str(ROOT / "stages" / "aggregate.py"), CNN_STUDY,
-                    str(tmp_path / "results" / CNN_STUDY), str(tmp_path / "comparisons" / CNN_STUDY),
+                    str(tmp_path / "metrics" / CNN_STUDY), str(tmp_path / "plots" / CNN_STUDY),
                     "--params", str(tmp_path / "params.yaml")], check=True, capture_output=True, cwd=ROOT, timeout=300)
-    assert current_aggregate(runs, tmp_path / "comparisons") is not None
+    assert current_aggregate(runs, tmp_path / "plots") is not None
     sections = render(params, tmp_path)
-    table = (tmp_path / "comparisons" / CNN_STUDY / "time_to_accuracy.md").read_text().strip()
+    table = (tmp_path / "plots" / CNN_STUDY / "time_to_accuracy.md").read_text().strip()
     assert sections["time"].startswith(f"**`fashion_cnns`**\n\n{table}\n\n**`fast_cnn`**: No full-data runs")
-    assert "Best model on fashion: **fmnist_own**" in sections["cnn"]
+    assert "Best model on fashion: **fmnist_own**" in sections["reference"]
 
 
 def test_the_fast_section_judges_the_target_against_fmnist_5s_cpu_seconds(tmp_path):
     _, params = params_with_seeds(fashion_cnns=[42], fast_cnn=[1, 2, 3])
-    results = tmp_path / "results"
+    results = tmp_path / "metrics"
     baseline = record("fmnist_5", 42, 0.93)
     baseline["training_cpu_seconds"] = 9000.0
     write_record(results, CNN_STUDY, baseline)
     for seed, accuracy in [(1, 0.941), (2, 0.942)]:
         write_record(results, FAST_STUDY, record("fmnist_fast", seed, accuracy))  # CPU 151, 152 s
-    fast = render(params, tmp_path)["fast"]
+    fast = render(params, tmp_path)["targets"]
     assert table_rows(fast)[0][1:3] == ["0.9415 ± 0.0007", "2 of 3"]
     assert "judged once all 3 seeds" in fast  # not on two of three seeds
     write_record(results, FAST_STUDY, record("fmnist_fast", 3, 0.934))
-    fast = render(params, tmp_path)["fast"]
+    fast = render(params, tmp_path)["targets"]
     assert table_rows(fast)[0] == ["`fmnist_fast`", "0.9390 ± 0.0044", "3 of 3", "0.9380 ± 0.0044", "10", "152", "0.02"]
     assert "mean test accuracy 0.9390 (misses the 0.940 target), in 0.02 of `fmnist_5`'s training CPU seconds " \
-           "(152 against 9,000; within the third allowed)" in fast
+           "(152 against 9,000; within the 0.33 allowed)" in fast
     baseline["training_cpu_seconds"] = 300.0
     write_record(results, CNN_STUDY, baseline)
-    assert "0.51 of `fmnist_5`'s training CPU seconds (152 against 300; over the third allowed)" in \
-        render(params, tmp_path)["fast"]
+    assert "0.51 of `fmnist_5`'s training CPU seconds (152 against 300; over the 0.33 allowed)" in \
+        render(params, tmp_path)["targets"]
     shutil.rmtree(results / CNN_STUDY)  # every seed in, the baseline not yet
-    assert "The target is judged once `fmnist_5` has full-data results." in render(params, tmp_path)["fast"]
+    assert "The target is judged once `fmnist_5` has full-data results." in render(params, tmp_path)["targets"]
 
 
-def test_main_rewrites_the_document_and_check_tells_when_it_is_stale(aggregated_study_2, tmp_path, capsys):
+def test_the_stage_writes_the_template_with_its_sections_filled_in(aggregated_study_2, tmp_path):
     root, _ = aggregated_study_2
-    document = tmp_path / "results.md"
-    document.write_text("intro\n" + "".join(f"<!-- results:{name}:start -->\nold\n<!-- results:{name}:end -->\n"
-                                            for name in SECTIONS))
-    arguments = ["--document", str(document), "--results", str(root / "results"), "--comparisons",
-                 str(root / "comparisons"), "--params", str(root / "params.yaml"), "--reference", str(REFERENCE_DIR)]
-    assert main([*arguments, "--check"]) == 1
-    assert main(arguments) == 0 and "\nold\n" not in document.read_text()
-    assert document.read_text().startswith("intro\n") and main([*arguments, "--check"]) == 0
-    capsys.readouterr()
+    template = tmp_path / "template.md"
+    template.write_text("intro\n<!-- results:multitask -->\nprose\n<!-- results:figures -->\n")
+    document = tmp_path / "docs" / "results.md"
+    result = run_report(root, document, template, root / "params.yaml")
+    assert result.returncode == 0, result.stderr
+    text = document.read_text()
+    assert text.startswith(f"<!-- Generated by the `report` stage (`dvc repro`) from {template}: edit that file")
+    assert "\nintro\n| task" in text and "\nprose\n- `" in text and "- `fashion_cnns`: no plots yet." in text
+    assert "<!-- results:" not in text
 
 
-def test_replace_section_requires_exactly_one_marker_pair():
-    text = "a\n<!-- results:cnn:start -->\nold\n<!-- results:cnn:end -->\nb"
-    assert replace_section(text, "cnn", "new") == "a\n<!-- results:cnn:start -->\nnew\n<!-- results:cnn:end -->\nb"
-    with pytest.raises(ValueError, match="results:multitask:start"):
-        replace_section(text, "multitask", "new")
+def test_the_stage_refuses_an_unknown_placeholder_and_writes_nothing(aggregated_study_2, tmp_path):
+    root, _ = aggregated_study_2
+    template = tmp_path / "template.md"
+    template.write_text("<!-- results:cnn -->\n")
+    result = run_report(root, tmp_path / "results.md", template, root / "params.yaml")
+    assert result.returncode == 1 and "placeholders ['cnn'] must be distinct names among" in result.stderr
+    assert not (tmp_path / "results.md").exists() and "Traceback" not in result.stderr
 
 
-def test_committed_document_is_what_the_generator_makes_of_the_committed_files():
-    """Fails when results, comparisons or the document changed without `python -m devtools.results_doc`."""
-    text = DOCUMENT.read_text()
-    sections = render_sections(validated(RAW_PARAMS), ROOT / "results", ROOT / "comparisons", REFERENCE_DIR,
-                               DOCUMENT.parent)
-    for name, content in sections.items():
-        assert section(text, name) == content, \
-            f"docs/results.md: section {name} is stale; run `python -m devtools.results_doc`"
-    assert fill_document(text, sections) == text
+def test_fill_template_replaces_each_placeholder_line_once():
+    assert fill_template("a\n<!-- results:time -->\nb", {"time": "T", "figures": "F"}) == "a\nT\nb"
+    with pytest.raises(ValueError, match="distinct"):
+        fill_template("<!-- results:time -->\n<!-- results:time -->", {"time": "T"})
+
+
+def test_report_targets_must_name_declared_studies_and_models():
+    raw = copy.deepcopy(RAW_PARAMS)
+    raw["report"]["targets"] = {"no_study": {"baseline": "no_model", "accuracy": 0.9, "cpu_share": 0.5}}
+    with pytest.raises(ValueError) as raised:
+        validated(raw)
+    assert "report.targets.no_study: no study 'no_study'" in str(raised.value)
+    assert "report.targets.no_study.baseline: no model 'no_model'" in str(raised.value)
+
+
+def test_committed_document_is_what_the_stage_makes_of_the_committed_files(tmp_path):
+    """Fails when metrics, plots or the template changed and `dvc repro` (its `report` stage) did not run."""
+    for tree in ("metrics", "plots"):  # links are relative to the document: the same layout as the project's
+        shutil.copytree(ROOT / tree, tmp_path / tree)
+    fresh = tmp_path / "docs" / "results.md"
+    result = run_report(tmp_path, fresh, Path("docs/results.template.md"))
+    assert result.returncode == 0, result.stderr
+    assert fresh.read_text() == DOCUMENT.read_text(), "docs/results.md is stale: run `dvc repro report`"
 
 
 def test_committed_document_is_short_and_its_links_exist():

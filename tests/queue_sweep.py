@@ -1,0 +1,123 @@
+"""A hyperparameter sweep on DVC's own experiment queue, as a teammate runs it (README "Scaling").
+
+Upstream reports that `dvc queue start -j N` with N > 1 sometimes fails experiments or leaves them
+queued (treeverse/dvc#10673, #10562, #8763); tests/test_team_workflow.py runs this grid on two
+workers and checks every experiment. The grid is learning rate x first dropout rate of `fmnist_3`,
+each experiment on one seed of the study's list.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import json
+import re
+import time
+from pathlib import Path
+
+from cnn_comparison.layout import LIVE_DIRECTORY, METRICS_FILE, run_directory
+from project_copies import dvc, run
+
+MODEL = "fmnist_3"
+STUDY = "fashion_cnns"  # the study that lists fmnist_3 in params.yaml
+HEAD = "fashion"  # a single-task model's one head is named after its dataset
+LEARNING_RATE = f"models.{MODEL}.training.learning_rate"
+DROPOUT = f"models.{MODEL}.layers.3.rate"  # the first dropout layer of fmnist_3
+# Seeds are the study's list, not a recipe key: each experiment runs the study on the one seed
+# `[<seed>]`, and the stages and results directory of fmnist_3 carry that seed in their names.
+SEEDS = f"studies.{STUDY}.seeds"
+# Two experiments, one per queue worker; a second dropout rate would double the test's minutes.
+GRID = {LEARNING_RATE: [0.0005, 0.002], DROPOUT: [0.4]}
+
+
+def target(seed: int) -> str:
+    """`evaluate_fashion_cnns@fmnist_3-<seed>`: it and its train stage; data stages come from the cache."""
+    return f"evaluate_{STUDY}@{MODEL}-{seed}"
+
+
+def results_directory(seed: int) -> str:
+    """``metrics/fashion_cnns/fmnist_3/seed_<seed>``: the experiment's run of fmnist_3."""
+    return run_directory(Path("metrics") / STUDY, MODEL, seed).as_posix()
+
+
+def ranking_metric(seed: int) -> str:
+    """DVCLive's last-epoch validation accuracy of the run with ``seed``, as `dvc exp show` names it.
+
+    Experiments are ranked on the validation split, never on the test set: picking the best of
+    many by test accuracy would overstate the winner's test accuracy.
+    """
+    return f"{results_directory(seed)}/{LIVE_DIRECTORY}/metrics.json:eval.accuracy"
+
+STATUSES = {"Queued", "Running", "Success", "Failed"}  # as `dvc queue status` prints them
+FINISHED = {"Success", "Failed"}
+
+
+def queue_grid(project: Path, env: dict, seed: int) -> list[str]:
+    """Queue the grid (one experiment per combination); return the names DVC gave them."""
+    overrides = [argument for key, values in GRID.items()
+                 for argument in ("-S", f"{key}={','.join(str(value) for value in values)}")]
+    # `[<seed>]` is one list value for Hydra's override grammar (`a,b` would be a sweep).
+    output = run(dvc("exp", "run", "--queue", target(seed), *overrides, "-S", f"{SEEDS}=[{seed}]"), project, env)
+    names = re.findall(r"Queued experiment '([^']+)'", output)
+    assert len(names) == len(list(itertools.product(*GRID.values()))), output
+    return names
+
+
+def queue_statuses(project: Path, env: dict) -> dict[str, str]:
+    """Experiment name -> status from `dvc queue status` (Queued, Running, Success, Failed)."""
+    statuses = {}
+    for line in run(dvc("queue", "status"), project, env).splitlines():
+        fields = line.split()
+        if len(fields) >= 3 and re.fullmatch(r"[0-9a-f]{7}", fields[0]) and fields[-1] in STATUSES:
+            statuses[fields[1]] = fields[-1]
+    return statuses
+
+
+def run_queue(project: Path, env: dict, names: list[str], workers: int, timeout_seconds: float) -> float:
+    """Start `workers` queue workers and wait until every one of `names` has finished; return seconds."""
+    start = time.perf_counter()
+    run(dvc("queue", "start", "-j", str(workers)), project, env)
+    while True:
+        statuses = queue_statuses(project, env)
+        if all(statuses.get(name) in FINISHED for name in names):
+            return time.perf_counter() - start
+        if time.perf_counter() - start > timeout_seconds:
+            raise TimeoutError(f"queue not finished after {timeout_seconds:.0f} s: {statuses}")
+        time.sleep(2)
+
+
+def shown_experiments(project: Path, env: dict) -> dict[str, dict]:
+    """What `dvc exp show` lists: name -> learning rate, dropout rate, seed, validation and test accuracy."""
+    baselines = json.loads(run(dvc("exp", "show", "--json"), project, env))
+    shown = {}
+    for baseline in baselines:
+        for experiment in baseline.get("experiments") or []:
+            revision = experiment["revs"][0]
+            data = revision.get("data") or {}
+            params = data.get("params", {}).get("params.yaml", {}).get("data", {})
+            model = params.get("models", {}).get(MODEL, {})
+            seeds = params.get("studies", {}).get(STUDY, {}).get("seeds") or []
+            seed = seeds[0] if len(seeds) == 1 else None  # the sweep runs one seed per experiment
+            metrics = data.get("metrics", {})
+            results = results_directory(seed)
+            test = metrics.get(f"{results}/{METRICS_FILE}", {}).get("data", {})
+            training_log = metrics.get(f"{results}/{LIVE_DIRECTORY}/metrics.json", {}).get("data", {})
+            shown[experiment["name"]] = {
+                "learning_rate": model.get("training", {}).get("learning_rate"),
+                "dropout": (model.get("layers") or [{}] * 4)[3].get("rate"),
+                "seed": seed,
+                "validation_accuracy": training_log.get("eval", {}).get("accuracy"),
+                "accuracy": test.get("heads", {}).get(HEAD, {}).get("accuracy"),
+            }
+    return shown
+
+
+def ranked_experiments(project: Path, env: dict, seed: int) -> list[str]:
+    """The experiments run on ``seed``, best validation accuracy first, as `dvc exp show --sort-by` orders them.
+
+    Each seed writes its own results directory, so one sort column ranks one seed's experiments.
+    """
+    metric = ranking_metric(seed)
+    table = run(dvc("exp", "show", "--sort-by", metric, "--sort-order", "desc", "--csv"), project, env)
+    # Baseline rows (workspace, the branch) have no experiment name; other seeds' rows have no value.
+    return [row["Experiment"] for row in csv.DictReader(io.StringIO(table)) if row["Experiment"] and row.get(metric)]
