@@ -73,7 +73,7 @@ def small_params(params: dict, mirror: Path, checksums: dict[str, dict[str, str]
 
 
 def write_params(path: Path, params: dict) -> None:
-    """params.yaml as the tests edit it: block style, lists of scalars inline (``seeds: [42, 43]``)."""
+    """params.yaml as the tests edit it: block style, collections of scalars inline (``seeds: [42, 43]``)."""
     path.write_text(yaml.safe_dump(params, sort_keys=False, default_flow_style=None, width=120))
 
 
@@ -127,7 +127,7 @@ def stages_run(output: str) -> set[str]:
 
 
 def set_value(params_path: Path, pattern: str, replacement: str) -> None:
-    """Edit params.yaml in place with a regex, keeping its comments and layout."""
+    """Edit params.yaml in place with a regex, keeping its layout."""
     text = params_path.read_text()
     new_text, count = re.subn(pattern, replacement, text, count=1, flags=re.MULTILINE | re.DOTALL)
     assert count == 1, f"{pattern!r} not found in {params_path}"
@@ -149,8 +149,8 @@ def copy_run_project(source: Path, destination: Path) -> Path:
     """Copy a project whose pipeline has run, git repository and DVC cache included; return ``destination``.
 
     One small-limits run of the whole pipeline takes minutes (mostly TensorFlow starting up in
-    each stage), so the test modules that need a run project copy one run instead of repeating
-    it. ``cp -a`` keeps the hard links between workspace and cache, so a copy holds each file once.
+    each stage), so the tests that need a run project copy one run instead of repeating it; on the
+    test project's small data a copy takes a fraction of a second.
     """
     destination.parent.mkdir(parents=True, exist_ok=True)
     subprocess.run(["cp", "-a", str(source), str(destination)], check=True)
