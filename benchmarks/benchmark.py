@@ -47,7 +47,7 @@ import keras  # noqa: E402
 from cnn_comparison.arrays import load_arrays  # noqa: E402
 from cnn_comparison.builder import build_model, build_sequential  # noqa: E402
 from cnn_comparison.comparison import markdown_table  # noqa: E402
-from cnn_comparison.inputs import PREDICTION_BATCH_SIZE, make_dataset  # noqa: E402
+from cnn_comparison.inputs import prediction_dataset  # noqa: E402
 from cnn_comparison.layout import run_directory  # noqa: E402
 from cnn_comparison.params import FILE_KEYS, Params, load_params, model_spec, validated  # noqa: E402
 from cnn_comparison.provenance import library_versions  # noqa: E402
@@ -116,7 +116,7 @@ def inference_seconds_per_image(model, images, pipeline: bool) -> float:
     """Validation cost: the pipeline predicts in batches of 1024, the reference in Keras' default 32."""
     start = time.perf_counter()
     if pipeline:
-        model.predict(make_dataset(images, np.zeros(len(images)), PREDICTION_BATCH_SIZE, 0, shuffle=False), verbose=0)
+        model.predict(prediction_dataset(images), verbose=0)
     else:
         model.predict(images, verbose=0)
     return (time.perf_counter() - start) / len(images)

@@ -15,7 +15,7 @@ from cnn_comparison.figures import confusion_figure, sample_grid_figure, save_fi
 from cnn_comparison.layout import (CONFUSION_DIRECTORY, CONFUSION_NORMALIZED_DIRECTORY, FIGURES_DIRECTORY,
                                   REPORTS_DIRECTORY)
 from cnn_comparison.params import ModelSpec
-from cnn_comparison.inputs import PREDICTION_BATCH_SIZE, make_dataset
+from cnn_comparison.inputs import prediction_dataset
 
 
 def classification_metrics(labels: np.ndarray, probabilities: np.ndarray, class_names: Sequence[str]) -> dict:
@@ -80,12 +80,7 @@ def predict_heads(model: keras.Model, images_by_head: Mapping[str, np.ndarray],
     flips and shifts sees these as the same garment, and several looks vote better.
     """
     def predict(images: np.ndarray):
-        # Through make_dataset rather than NumPy arrays, which Keras wraps in an autotuned tf.data
-        # pipeline: autotuning sometimes stalled ~20 s here (docs/pipeline.md, "Input pipeline").
-        # The targets are placeholders; predict reads only the images.
-        batches = make_dataset(images, np.zeros(len(images), dtype=np.int32), PREDICTION_BATCH_SIZE,
-                               seed=0, shuffle=False)
-        return model.predict(batches, verbose=0)
+        return model.predict(prediction_dataset(images), verbose=0)
 
     probabilities = {}
     for head, images in images_by_head.items():

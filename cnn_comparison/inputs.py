@@ -79,3 +79,10 @@ def training_dataset(images: np.ndarray, targets, recipe: Recipe, sample_weights
 def validation_dataset(images: np.ndarray, targets, recipe: Recipe, sample_weights=None) -> tf.data.Dataset:
     return make_dataset(images, targets, PREDICTION_BATCH_SIZE, recipe.seed, shuffle=False,
                         sample_weights=sample_weights)
+
+
+def prediction_dataset(images: np.ndarray) -> tf.data.Dataset:
+    """Images alone, in order, for ``model.predict``: through ``make_dataset`` rather than NumPy arrays,
+    which Keras wraps in an autotuned tf.data pipeline that sometimes stalled ~20 s here
+    (docs/pipeline.md, "Input pipeline"). The targets are placeholders; predict reads only the images."""
+    return make_dataset(images, np.zeros(len(images), dtype=np.int32), PREDICTION_BATCH_SIZE, seed=0, shuffle=False)
