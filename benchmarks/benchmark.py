@@ -48,7 +48,7 @@ from cnn_comparison.arrays import load_arrays  # noqa: E402
 from cnn_comparison.builder import build_model, build_sequential  # noqa: E402
 from cnn_comparison.comparison import markdown_table  # noqa: E402
 from cnn_comparison.inputs import prediction_dataset  # noqa: E402
-from cnn_comparison.layout import run_directory  # noqa: E402
+from cnn_comparison.layout import stage_name  # noqa: E402
 from cnn_comparison.params import FILE_KEYS, Params, load_params, model_spec, validated  # noqa: E402
 from cnn_comparison.provenance import library_versions  # noqa: E402
 from cnn_comparison.sources import acquire  # noqa: E402
@@ -210,8 +210,8 @@ def measure_pipeline_overhead(params: Params, model_names: list[str], workdir: P
     evaluate = {}
     for name in model_names:
         study, seed = params.study_of(name), params.studies[params.study_of(name)].seeds[0]
-        command = [sys.executable, "stages/evaluate.py", name, str(seed), str(run_directory(f"models/{study}", name, seed)),
-                   str(workdir / "evaluate" / name), "data/prepared", "--params", str(full_eval_params)]
+        command = [sys.executable, "stages/evaluate.py", "data/prepared", "models", str(workdir / "evaluate" / name),
+                   "--stage", stage_name("evaluate", study, name, seed), "--params", str(full_eval_params)]
         evaluate[name] = run_timed(command, project, env)
     stage_count = len(subprocess.run([*dvc, "stage", "list", "--name-only"], cwd=project, env=env,
                                      capture_output=True, text=True, check=True).stdout.split())

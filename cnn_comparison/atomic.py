@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import json
 import os
 import shutil
@@ -51,12 +53,38 @@ def staged_path(path: str | os.PathLike, directory: bool = False) -> Iterator[Pa
         temporary.mkdir()
     try:
         yield temporary
-        if directory:  # os.replace cannot replace a non-empty directory; files are swapped atomically
-            _remove(path)
-        os.replace(temporary, path)
+        if directory and path.is_dir():
+            replace_directory(temporary, path)
+        else:
+            os.replace(temporary, path)
     except BaseException:
         _remove(temporary)
         raise
+
+
+_RENAME_EXCHANGE = 2  # linux/fs.h
+_AT_FDCWD = -100
+
+
+def replace_directory(new: Path, target: Path) -> None:
+    """Put ``new`` in place of the existing directory ``target`` in one step.
+
+    os.replace cannot replace a non-empty directory; Linux's renameat2(RENAME_EXCHANGE) swaps the two
+    atomically, so a reader (or a crash) sees all of the old or all of the new. Elsewhere, or on a file
+    system without it, the old directory is renamed aside first: a crash between the two renames leaves
+    the old results whole in ``.previous.<name>``.
+    """
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    exchange = getattr(libc, "renameat2", None)
+    if exchange is not None and exchange(_AT_FDCWD, os.fsencode(new), _AT_FDCWD, os.fsencode(target),
+                                         _RENAME_EXCHANGE) == 0:
+        _remove(new)  # now the old directory
+        return
+    previous = target.parent / f".previous.{target.name}"
+    _remove(previous)
+    os.replace(target, previous)
+    os.replace(new, target)
+    _remove(previous)
 
 
 def _remove(path: Path) -> None:

@@ -316,16 +316,16 @@ def validation_history(live_dir: str | Path, record: Mapping, metric: str) -> di
             for head in heads(record)}
 
 
-ELAPSED_METRICS = ("elapsed_wall_seconds", "elapsed_cpu_seconds")  # logged per epoch by training.ElapsedTime
+ELAPSED_METRICS = ("elapsed_wall_seconds", "elapsed_cpu_seconds")  # per epoch, in a run's timings file
 
 
-def elapsed_history(live_dir: str | Path) -> pd.DataFrame | None:
-    """Wall and CPU seconds since training began, per epoch; None for runs from before they were logged."""
-    try:
-        # DVCLive files every non-validation value of Keras' epoch logs under train/.
-        return pd.DataFrame({metric: read_live_series(live_dir, f"train/{metric}") for metric in ELAPSED_METRICS})
-    except FileNotFoundError:
+def elapsed_history(record: Mapping) -> pd.DataFrame | None:
+    """Wall and CPU seconds since training began, per epoch (index 1, 2, ...); None for a run whose
+    timings are missing."""
+    series = {metric: record.get(metric) for metric in ELAPSED_METRICS}
+    if not all(series.values()):
         return None
+    return pd.DataFrame({metric: pd.Series(values, index=range(1, len(values) + 1)) for metric, values in series.items()})
 
 
 def accuracy_by_time(accuracy: Mapping[str, pd.Series], elapsed: pd.DataFrame | None, seed: int | None = None,

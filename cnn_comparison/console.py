@@ -121,7 +121,7 @@ def run_stage(main: Callable[[], int]) -> NoReturn:
     interruption passes through it. ``os._exit`` then skips interpreter teardown, where TensorFlow's
     threads would otherwise print "Exception ignored ... sys.meta_path is None" blocks.
     """
-    what = " ".join([f"stage {Path(sys.argv[0]).stem}", *sys.argv[1:]])
+    what = "stage " + (os.environ.get("DVC_STAGE") or " ".join([Path(sys.argv[0]).stem, *sys.argv[1:]]))
     signal.signal(signal.SIGTERM, _raise_interrupted)
     _stop_with_parent()
     try:

@@ -90,15 +90,15 @@ def predict_heads(model: keras.Model, images_by_head: Mapping[str, np.ndarray],
 
 
 def metrics_record(spec: ModelSpec, scores: Mapping[str, dict], training: Mapping[str, Any],
-                   evaluation_seconds: float, provenance: list[dict]) -> dict:
+                   provenance: list[dict]) -> dict:
     """The metrics file of one run, the same shape for every model: test scores per head, what
-    training reported, and what produced it."""
+    training reported, and what produced it. No seconds and no host: those are in the run's timings
+    file, so this one is the same on every rerun."""
     record: dict[str, Any] = {"model": spec.name, "heads": {
         head: {**head_scores, "dataset": spec.tasks[head].dataset} for head, head_scores in scores.items()}}
-    for key in ("training_time_seconds", "training_cpu_seconds", "epochs_run", "epoch_of_saved_weights",
-                "parameter_count"):
+    for key in ("epochs_run", "epoch_of_saved_weights", "parameter_count"):
         record[key] = training[key]
-    record.update(evaluation_time_seconds=round(evaluation_seconds, 2), seed=spec.seed, provenance=provenance)
+    record.update(seed=spec.seed, provenance=provenance)
     return record
 
 

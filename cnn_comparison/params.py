@@ -86,6 +86,15 @@ class Dataset(Strict):
     files: dict[Literal["train_images", "train_labels", "test_images", "test_labels"], DataFile]
     sources: Annotated[list[Source], Field(min_length=1)]
 
+    @field_validator("class_names")
+    @classmethod
+    def _distinct_class_names(cls, names: list[str]) -> list[str]:
+        # A repeated name would label two rows of the classification report alike.
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ValueError(f"class names must be distinct; repeated: {repeated}")
+        return names
+
     @field_validator("files")
     @classmethod
     def _all_four_files(cls, files: dict) -> dict:
@@ -411,10 +420,16 @@ class ModelSpec(BaseModel):
         return f"models.{self.name}"
 
 
-def model_spec(params: Params, model_name: str, seed: int) -> ModelSpec:
-    """The run ``(model_name, seed)``; both must be declared, so a stage cannot run an undeclared seed."""
+def model_spec(params: Params, model_name: str, seed: int, study: str | None = None) -> ModelSpec:
+    """The run ``(model_name, seed)`` (of ``study``, when the caller knows it); all must be declared,
+    so a stage cannot run an undeclared seed or write a run into another study's directories."""
+    if study is not None and study not in params.studies:
+        raise ValueError(f"no study {study!r} under 'studies'; known: {sorted(params.studies)}")
     if model_name not in params.models:
         raise ValueError(f"no model {model_name!r} under 'models'; known: {sorted(params.models)}")
+    if study is not None and model_name not in params.studies[study].models:
+        raise ValueError(f"studies.{study}.models: no model {model_name!r} (it is in study "
+                         f"{params.study_of(model_name)!r})")
     study = params.study_of(model_name)
     if seed not in params.studies[study].seeds:
         raise ValueError(f"studies.{study}.seeds: seed {seed} is not declared (declared: "

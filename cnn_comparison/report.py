@@ -22,7 +22,7 @@ import pandas as pd
 
 from cnn_comparison.comparison import (DIFFERS, WITHIN_NOISE, comparison_table, curve_label, markdown_table,
                                        pairwise_tests, spread_table)
-from cnn_comparison.layout import METRICS_FILE, run_directory
+from cnn_comparison.layout import METRICS_FILE, read_run, run_directory
 from cnn_comparison.params import CpuShareTarget, MultitaskModel, Params
 
 SECTIONS = ("reference", "targets", "multitask", "figures", "time", "run_times")
@@ -121,7 +121,7 @@ def read_study_runs(params: Params, study: str, metrics_root: Path) -> StudyRuns
             path = run_directory(Path(metrics_root) / study, model, seed) / METRICS_FILE
             if not path.is_file():
                 continue
-            record = json.loads(path.read_text())
+            record = read_run(path.parent)
             if record.get("model") != model or record.get("seed") != seed:
                 raise ValueError(f"{path} records model {record.get('model')!r} seed {record.get('seed')!r}; "
                                  f"rerun its evaluate stage (`dvc repro`)")

@@ -1,6 +1,7 @@
 """The training loop shared by single-task and multitask models: optimizer, schedule, callbacks, fit."""
 from __future__ import annotations
 
+import math
 import sys
 import time
 from typing import Mapping, NamedTuple
@@ -48,16 +49,62 @@ def make_optimizer(recipe: Recipe, steps_per_epoch: int = 1) -> keras.optimizers
 
 
 class ElapsedTime(keras.callbacks.Callback):
-    """Adds wall and CPU seconds since training began to every epoch's logs (DVCLive records them),
-    which is what a time-to-accuracy comparison needs."""
+    """Wall and CPU seconds since training began, at the end of every epoch (validation included):
+    what a time-to-accuracy comparison needs. Kept apart from the epoch's logs, which DVCLive writes
+    into files that must be the same on every rerun."""
 
     def on_train_begin(self, logs=None):
         self.wall_start, self.cpu_start = time.perf_counter(), time.process_time()
+        self.wall_seconds: list[float] = []
+        self.cpu_seconds: list[float] = []
 
     def on_epoch_end(self, epoch, logs=None):
-        if logs is not None:
-            logs["elapsed_wall_seconds"] = time.perf_counter() - self.wall_start
-            logs["elapsed_cpu_seconds"] = time.process_time() - self.cpu_start
+        self.wall_seconds.append(round(time.perf_counter() - self.wall_start, 2))
+        self.cpu_seconds.append(round(time.process_time() - self.cpu_start, 2))
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became non-finite or grew by ``DIVERGENCE_FACTOR`` over its first value."""
+
+
+DIVERGENCE_FACTOR = 1000.0  # three orders of magnitude: far above any loss curve that still learns
+
+
+class StopOnDivergence(keras.callbacks.Callback):
+    """Stop at the first batch whose running loss is NaN, infinite or ``DIVERGENCE_FACTOR`` times the
+    first batch's: a learning rate far too high gives a loss of 1e33 and chance accuracy but no NaN,
+    and Keras' TerminateOnNaN would let that model be saved as a result."""
+
+    def __init__(self, factor: float = DIVERGENCE_FACTOR) -> None:
+        super().__init__()
+        self.factor = factor
+        self.first_loss: float | None = None
+        self.problem: str | None = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = float((logs or {}).get("loss", 0.0))
+        if self.first_loss is None and math.isfinite(loss):
+            self.first_loss = loss
+        if not math.isfinite(loss):
+            self.problem = f"the training loss became {loss}"
+        elif self.first_loss and loss > self.factor * max(self.first_loss, 1e-3):
+            self.problem = (f"the training loss rose to {loss:.3g}, over {self.factor:g} times its first value "
+                            f"({self.first_loss:.3g})")
+        if self.problem:
+            self.problem += f" (epoch {self.epoch + 1}, batch {batch + 1})"
+            self.model.stop_training = True
+
+
+class TrainingTimes(NamedTuple):
+    """Seconds of one fit: total wall and CPU, and since the start at the end of each epoch."""
+
+    wall_seconds: float
+    cpu_seconds: float
+    epoch_wall_seconds: list[float]
+    epoch_cpu_seconds: list[float]
 
 
 class PipeProgress(keras.callbacks.Callback):
@@ -109,20 +156,27 @@ def fit(
     early_stopping_patience: int | None,
     callbacks: list[keras.callbacks.Callback],
     batch_size: int,
-) -> tuple[keras.callbacks.History, float]:
-    """Train with optional early stopping (best weights restored); return history and wall seconds."""
-    # ElapsedTime first, so loggers after it see the times; a NaN loss stops training at once.
-    callbacks = [ElapsedTime(), *callbacks, keras.callbacks.TerminateOnNaN()]
+) -> tuple[keras.callbacks.History, TrainingTimes]:
+    """Train with optional early stopping (best weights restored); return history and times.
+
+    Raises ``TrainingDiverged`` when the loss explodes: the caller then saves nothing.
+    """
+    elapsed, divergence = ElapsedTime(), StopOnDivergence()
+    callbacks = [elapsed, *callbacks, divergence]
     if early_stopping_patience:
         callbacks.append(keras.callbacks.EarlyStopping(
             monitor="val_loss", patience=early_stopping_patience, restore_best_weights=True, verbose=1,
         ))
     verbose, progress = progress_display(batch_size)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     # shuffle=False: the tf.data pipeline already reshuffles every epoch.
     history = model.fit(train, validation_data=validation, epochs=epochs, callbacks=[*callbacks, *progress],
                         verbose=verbose, shuffle=False)
-    return history, time.perf_counter() - start
+    if divergence.problem:
+        raise TrainingDiverged(divergence.problem)
+    # CPU time of every thread in this process: comparable across runs even when the machine is shared.
+    return history, TrainingTimes(round(time.perf_counter() - start, 2), round(time.process_time() - cpu_start, 1),
+                                  elapsed.wall_seconds, elapsed.cpu_seconds)
 
 
 def class_counts(model: keras.Model) -> dict[str, int]:
@@ -181,7 +235,7 @@ def train_model(
     task_arrays: Mapping[str, Mapping[str, np.ndarray]],
     recipe: Recipe,
     callbacks: list[keras.callbacks.Callback],
-) -> tuple[keras.callbacks.History, float]:
+) -> tuple[keras.callbacks.History, TrainingTimes]:
     """Compile and fit one model with its recipe (epochs already capped by the limits).
 
     Call ``determinism.make_deterministic(recipe.seed)`` before building ``model``: the seed fixes
@@ -192,15 +246,22 @@ def train_model(
                [*callbacks, *setup.callbacks], recipe.batch_size)
 
 
-def training_summary(history: keras.callbacks.History, seconds: float, model: keras.Model,
+def training_summary(history: keras.callbacks.History, model: keras.Model,
                      early_stopping_patience: int | None) -> dict:
-    """Numbers the aggregate table needs that Keras' per-epoch logs do not carry."""
+    """Numbers the aggregate table needs that Keras' per-epoch logs do not carry (no times: those
+    differ between reruns and live in the run's timings file)."""
     validation_losses = history.history.get("val_loss", [])
     best_epoch = int(np.argmin(validation_losses)) + 1 if validation_losses else None
     return {
-        "training_time_seconds": round(seconds, 2),
         "epochs_run": len(history.epoch),
         # With restore_best_weights the saved model is the best-val_loss epoch, otherwise the last.
         "epoch_of_saved_weights": best_epoch if early_stopping_patience else len(history.epoch),
         "parameter_count": int(model.count_params()),
     }
+
+
+def training_timings(times: TrainingTimes, machine: Mapping) -> dict:
+    """The run's timings file: what differs between two reruns of the same training."""
+    return {"training_time_seconds": times.wall_seconds, "training_cpu_seconds": times.cpu_seconds,
+            "elapsed_wall_seconds": times.epoch_wall_seconds, "elapsed_cpu_seconds": times.epoch_cpu_seconds,
+            "machine": dict(machine)}

@@ -1,36 +1,38 @@
-"""Does rerunning committed stages give the committed numbers? The bit-for-bit check of issue #23.
+"""Does rerunning committed stages give the committed files? The bit-for-bit check of issues #23 and #33.
 
 Usage: python -m devtools.check_reproduction RUN... [--aggregate STUDY...]
        RUN is <study>@<model>-<seed>, e.g. fashion_cnns@fmnist_3-42 (its train and evaluate stages)
 
-Keeps the run's current files (model weights, training log, evaluation metrics) and the study's
-aggregate table, reruns the stages with `dvc repro -f -s`, and compares: the weights array by array
-as bytes, the metrics files apart from times and the machine description, the aggregate's table
-apart from its time columns. Exit 0 when everything is identical, 1 with the differences.
+Reruns each run's stages with `dvc repro -f -s` and compares every output with what HEAD holds:
+git-tracked results file by file (metrics.json key by key, provenance included), DVC-cached ones
+(model.keras, the training log) by the hash HEAD's dvc.lock records, so no DVC cache or remote is
+needed. Only timings.json (seconds and the machine) may differ. For an aggregate, the table is
+compared apart from its time columns. Exit 0 when everything is identical, 1 with the differences.
+The data stages' outputs must be in the workspace (`dvc pull`, or `dvc repro split@fashion ...`).
 
-The workspace then holds the rerun's files, identical but for times: `git checkout -- dvc.lock
-metrics plots && dvc checkout` brings back the committed ones.
+The workspace then holds the rerun's files: `git checkout -- dvc.lock metrics plots && dvc checkout`
+brings back the committed ones.
 """
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import yaml
 
-from cnn_comparison.layout import LIVE_DIRECTORY, METRICS_FILE, MODEL_FILE, run_directory, stage_name
+from cnn_comparison.layout import TIMINGS_FILE, stage_name
 from cnn_comparison.params import NAME_PATTERN
 from cnn_comparison.report import AGGREGATE_TABLE
-from devtools.compare_runs import TIMES, differences, without_times
 
 RUN_PATTERN = re.compile(r"^(?P<study>[^@]+)@(?P<model>.+)-(?P<seed>\d+)$")
+TIME_COLUMNS = {"training_time_seconds", "training_cpu_seconds", "evaluation_time_seconds"}
 
 
 def parse_run(text: str) -> tuple[str, str, int]:
@@ -42,69 +44,87 @@ def parse_run(text: str) -> tuple[str, str, int]:
 
 
 def leaves(value: Any, prefix: str = "") -> dict[str, Any]:
-    """A nested record as ``{"heads.fashion.accuracy": 0.93, ...}``."""
-    if not isinstance(value, dict):
-        return {prefix: value}
-    return {key: leaf for name, item in value.items() for key, leaf in leaves(item, f"{prefix}{name}.").items()} \
-        if value else {prefix: value}
+    """A nested record as ``{"heads.fashion.accuracy": 0.93, ...}`` (list items by index)."""
+    if isinstance(value, list):
+        value = {str(index): item for index, item in enumerate(value)}
+    if not isinstance(value, dict) or not value:
+        return {prefix.rstrip("."): value}
+    return {key: leaf for name, item in value.items() for key, leaf in leaves(item, f"{prefix}{name}.").items()}
 
 
-def metrics_differences(before: Path, after: Path) -> list[str]:
-    """The keys of an evaluate stage's metrics file that differ, times and provenance aside."""
-    first, second = (leaves(without_times(json.loads(path.read_text()))) for path in (before, after))
-    keys = [key.rstrip(".") for key in sorted(set(first) | set(second)) if first.get(key) != second.get(key)]
-    return [f"{after}: {keys} differ"] if keys else []
+def git(*arguments: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", *arguments], capture_output=True, check=False)
 
 
-def table_differences(before: Path, after: Path) -> list[str]:
-    """An aggregate table's cells that differ, time columns aside."""
-    first, second = (pd.read_csv(path, keep_default_na=False) for path in (before, after))
-    columns = [column for column in first.columns if column not in TIMES]
-    if list(first.columns) != list(second.columns) or len(first) != len(second):
-        return [f"{after}: columns or rows differ"]
-    changed = [column for column in columns if not first[column].equals(second[column])]
-    return [f"{after}: columns {changed} differ"] if changed else []
+def committed_files(path: str) -> dict[str, bytes]:
+    """The files HEAD holds at or under ``path`` (git-tracked results)."""
+    names = git("ls-tree", "-r", "--name-only", "HEAD", "--", path).stdout.decode().splitlines()
+    return {name: git("show", f"HEAD:{name}").stdout for name in names}
 
 
-def dvc_repro(stage: str) -> None:
-    """`dvc repro -f -s stage`, its output shown as it comes."""
+def lock_outs(lock_text: str, stage: str) -> dict[str, str]:
+    """Output path -> hash of ``stage`` in a dvc.lock."""
+    entry = (yaml.safe_load(lock_text) or {}).get("stages", {}).get(stage)
+    if entry is None:
+        raise ValueError(f"HEAD's dvc.lock has no stage {stage}: nothing committed to compare with")
+    return {out["path"]: out.get("md5") for out in entry.get("outs", [])}
+
+
+def file_differences(name: str, before: bytes, after: Path) -> list[str]:
+    if not after.is_file():
+        return [f"{name}: missing after the rerun"]
+    if after.read_bytes() == before:
+        return []
+    if name.endswith(".json"):
+        first, second = leaves(json.loads(before)), leaves(json.loads(after.read_text()))
+        keys = sorted(key for key in set(first) | set(second) if first.get(key) != second.get(key))
+        return [f"{name}: {keys} differ"]
+    return [f"{name}: differs"]
+
+
+def stage_differences(stage: str, committed_lock: str) -> list[str]:
+    """Rerun ``stage``; each output that differs from HEAD's, timings aside."""
+    outs = lock_outs(committed_lock, stage)
     print(f"== dvc repro -f -s {stage}", flush=True)
     subprocess.run([sys.executable, "-m", "dvc", "repro", "-f", "-s", stage], check=True)
-
-
-def check(runs: list[tuple[str, str, int]], studies: list[str], models_root: Path, metrics_root: Path,
-          plots_root: Path) -> list[str]:
-    """Rerun each run's train and evaluate stages and each study's aggregate; what differs."""
+    rerun = lock_outs(Path("dvc.lock").read_text(), stage)
     found = []
-    with tempfile.TemporaryDirectory(prefix="reproduction-") as kept:
-        kept = Path(kept)
-        for study, model, seed in runs:
-            training = run_directory(models_root / study, model, seed)
-            evaluation = run_directory(metrics_root / study, model, seed)
-            target = kept / study / model / str(seed)
-            for path in (training / MODEL_FILE, training / LIVE_DIRECTORY, evaluation / METRICS_FILE):
-                if not path.exists():
-                    raise FileNotFoundError(f"{path} is missing: run `dvc pull` or `dvc repro` first")
-            shutil.copytree(training, target)
-            shutil.copy2(evaluation / METRICS_FILE, target / METRICS_FILE)
-        for study in studies:
-            table = plots_root / study / AGGREGATE_TABLE
-            if not table.is_file():
-                raise FileNotFoundError(f"{table} is missing: run `dvc repro aggregate@{study}` first")
-            (kept / "aggregates" / study).mkdir(parents=True)
-            shutil.copy2(table, kept / "aggregates" / study / AGGREGATE_TABLE)
-        for study, model, seed in runs:
-            dvc_repro(stage_name("train", study, model, seed))
-            dvc_repro(stage_name("evaluate", study, model, seed))
-            before = kept / study / model / str(seed)
-            found += [f"{study}@{model}-{seed}: {difference}"
-                      for difference in differences(before, run_directory(models_root / study, model, seed))]
-            found += metrics_differences(before / METRICS_FILE,
-                                         run_directory(metrics_root / study, model, seed) / METRICS_FILE)
-        for study in studies:
-            dvc_repro(f"aggregate@{study}")
-            found += table_differences(kept / "aggregates" / study / AGGREGATE_TABLE,
-                                       plots_root / study / AGGREGATE_TABLE)
+    for path, md5 in outs.items():
+        if Path(path).name == TIMINGS_FILE:
+            continue
+        tracked = committed_files(path)
+        if tracked:  # a git-tracked result: compare the files themselves
+            found += [difference for name, content in tracked.items()
+                      for difference in file_differences(name, content, Path(name))]
+        elif rerun.get(path) != md5:  # DVC-cached: the hash HEAD's dvc.lock records
+            found.append(f"{path}: md5 {rerun.get(path)} against the committed {md5}")
+    return found
+
+
+def table_differences(name: str, before: bytes, after: Path) -> list[str]:
+    """An aggregate table's cells that differ, time columns aside."""
+    first, second = (pd.read_csv(source, keep_default_na=False) for source in (io.BytesIO(before), after))
+    if list(first.columns) != list(second.columns) or len(first) != len(second):
+        return [f"{name}: columns or rows differ"]
+    changed = [column for column in first.columns if column not in TIME_COLUMNS and not first[column].equals(second[column])]
+    return [f"{name}: columns {changed} differ"] if changed else []
+
+
+def check(runs: list[tuple[str, str, int]], studies: list[str], plots_root: Path) -> list[str]:
+    """Rerun each run's train and evaluate stages and each study's aggregate; what differs from HEAD."""
+    committed_lock = git("show", "HEAD:dvc.lock").stdout.decode()
+    tables = {study: committed_files((plots_root / study / AGGREGATE_TABLE).as_posix()) for study in studies}
+    found = []
+    for study, model, seed in runs:
+        for step in ("train", "evaluate"):
+            found += stage_differences(stage_name(step, study, model, seed), committed_lock)
+    for study in studies:
+        if not tables[study]:
+            raise ValueError(f"HEAD has no {plots_root / study / AGGREGATE_TABLE}: nothing committed to compare with")
+        print(f"== dvc repro -f -s aggregate@{study}", flush=True)
+        subprocess.run([sys.executable, "-m", "dvc", "repro", "-f", "-s", f"aggregate@{study}"], check=True)
+        found += [difference for name, content in tables[study].items()
+                  for difference in table_differences(name, content, Path(name))]
     return found
 
 
@@ -113,8 +133,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("runs", nargs="*", help="<study>@<model>-<seed>")
     parser.add_argument("--aggregate", nargs="+", default=[], metavar="STUDY",
                         help="also rerun these studies' aggregate and compare its table")
-    parser.add_argument("--models", type=Path, default=Path("models"))
-    parser.add_argument("--metrics", type=Path, default=Path("metrics"))
     parser.add_argument("--plots", type=Path, default=Path("plots"))
     arguments = parser.parse_args(argv)
     try:
@@ -124,15 +142,15 @@ def main(argv: list[str] | None = None) -> int:
                 raise ValueError(f"--aggregate {study!r}: not a study name")
         if not runs and not arguments.aggregate:
             raise ValueError("name at least one run or --aggregate study")
-        found = check(runs, arguments.aggregate, arguments.models, arguments.metrics, arguments.plots)
-    except (ValueError, FileNotFoundError, subprocess.CalledProcessError) as error:
+        found = check(runs, arguments.aggregate, arguments.plots)
+    except (ValueError, subprocess.CalledProcessError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if found:
         print("different:\n  " + "\n  ".join(found))
         return 1
-    print(f"identical: {len(runs)} runs and {len(arguments.aggregate)} aggregates reproduced bit for bit "
-          "(times aside). `git checkout -- dvc.lock metrics plots && dvc checkout` restores the committed files.")
+    print(f"identical: {len(runs)} runs and {len(arguments.aggregate)} aggregates reproduced HEAD's files bit for bit "
+          "(timings aside). `git checkout -- dvc.lock metrics plots && dvc checkout` restores the committed files.")
     return 0
 
 

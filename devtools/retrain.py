@@ -26,7 +26,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-COMMITTED_PATHS = ("dvc.lock", "metrics", "plots", "docs/results.md")
+COMMITTED_PATHS = ("dvc.lock", "metrics", "plots", "docs/results.md", "params.schema.json")
 
 
 def dvc(*arguments: str) -> subprocess.CompletedProcess:

@@ -1,12 +1,13 @@
 """Stage aggregate: compare the models of one study over its seeds: spread, significance, curves.
 
-Usage: python stages/aggregate.py STUDY STUDY_RESULTS_DIR OUTPUT_DIR [--params params.yaml]
+Usage: python stages/aggregate.py METRICS_ROOT PLOTS_ROOT [--stage aggregate@<study>] [--params params.yaml]
 
-Reads exactly the runs params.yaml declares: for each model in `studies.STUDY.models` and each
-seed in `studies.STUDY.seeds`, STUDY_RESULTS_DIR/<model>/seed_<seed>/metrics.json and live/ (the
-training log that evaluate copies there; the models are not needed) (directories of models or seeds no longer declared are ignored). Fails, naming the
-files, when a declared run is missing, and refuses runs made with different `limits`.
-Writes to OUTPUT_DIR:
+The study comes from DVC (DVC_STAGE) or --stage. Reads exactly the runs params.yaml declares: for
+each model in `studies.<study>.models` and each seed in `studies.<study>.seeds`,
+METRICS_ROOT/<study>/<model>/seed_<seed>/metrics.json, timings.json and live/ (the training log
+that evaluate copies there; the models are not needed); directories of models or seeds no longer
+declared are ignored. Fails, naming the files, when a declared run is missing, and refuses runs
+made with different `limits`. Writes PLOTS_ROOT/<study>/, built aside and put in place in one step:
   table.csv          one row per model, head and seed (test scores, times, parameters, epochs)
   summary.json       per model (and head): mean, std, min, max, n over seeds of test accuracy and
                      F1, mean CPU seconds (a DVC metric: `dvc metrics diff` compares commits)
@@ -24,7 +25,6 @@ A run whose training log is missing keeps its table rows, without curves, and ge
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -38,48 +38,52 @@ from cnn_comparison.comparison import (accuracy_by_time, check_runs, comparison_
                                        wide_history)
 from cnn_comparison.console import run_stage
 from cnn_comparison.figures import accuracy_bars_figure, accuracy_by_time_figure, curves_figure, save_figure
-from cnn_comparison.layout import LIVE_DIRECTORY, METRICS_FILE, run_directory
+from cnn_comparison.layout import LIVE_DIRECTORY, METRICS_FILE, current_stage, parse_stage, read_run, run_directory
 from cnn_comparison.params import load_params, validated
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("study")
-    parser.add_argument("results_dir", type=Path)
-    parser.add_argument("output_dir", type=Path)
+    parser.add_argument("metrics_root", type=Path)
+    parser.add_argument("plots_root", type=Path)
+    parser.add_argument("--stage", help="aggregate@<study> (default: DVC_STAGE, set by dvc repro)")
     parser.add_argument("--params", default="params.yaml")
     arguments = parser.parse_args(argv)
     try:
         studies = validated(load_params(arguments.params)).studies
+        study_name = parse_stage(current_stage(arguments.stage), "aggregate").group
+        if study_name not in studies:
+            raise ValueError(f"no study {study_name!r} under 'studies'; known: {sorted(studies)}")
     except (FileNotFoundError, ValueError) as error:
         print(f"error: {arguments.params}: {error}", file=sys.stderr)
         return 1
-    if arguments.study not in studies:
-        print(f"error: {arguments.params}: no study {arguments.study!r} under 'studies'; known: {sorted(studies)}",
-              file=sys.stderr)
-        return 1
-    study = studies[arguments.study]
+    study = studies[study_name]
+    with atomic.staged_path(arguments.plots_root / study_name, directory=True) as output:
+        return aggregate(study_name, study, arguments.metrics_root / study_name, output)
+
+
+def aggregate(study_name: str, study, results_dir: Path, output: Path) -> int:
+    """Write the study's comparison into ``output``; raises SystemExit (nothing kept) on a missing run."""
     several_seeds = len(study.seeds) > 1
 
-    run_dirs = {(model, seed): run_directory(arguments.results_dir, model, seed)
+    run_dirs = {(model, seed): run_directory(results_dir, model, seed)
                 for model in study.models for seed in study.seeds}
     missing = [str(path / METRICS_FILE) for path in run_dirs.values() if not (path / METRICS_FILE).is_file()]
     if missing:
-        print(f"error: {len(missing)} declared run(s) of study {arguments.study!r} have no results: "
+        print(f"error: {len(missing)} declared run(s) of study {study_name!r} have no results: "
               f"{', '.join(missing)}; run `dvc repro` (their train and evaluate stages) first", file=sys.stderr)
-        return 1
-    records = {run: json.loads((path / METRICS_FILE).read_text()) for run, path in run_dirs.items()}
+        raise SystemExit(1)
+    records = {run: read_run(path) for run, path in run_dirs.items()}
     try:
         check_runs(records)
     except ValueError as error:
-        print(f"error: study {arguments.study!r}: {error}", file=sys.stderr)
-        return 1
+        print(f"error: study {study_name!r}: {error}", file=sys.stderr)
+        raise SystemExit(1) from None
 
     table = comparison_table([{**record, "seed": seed} for (_, seed), record in records.items()])
     spread = spread_table(table)
     pairs = pairwise_tests(table)
     markdown = comparison_markdown(spread, pairs, rankings(spread, pairs))
-    output = arguments.output_dir
     atomic.write_text(output / "table.csv", table.to_csv(index=False))
     atomic.write_json(output / "summary.json", summary_metrics(spread))
     atomic.write_text(output / "table.md", markdown)
@@ -101,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         for metric, series in histories.items():
             curves[metric].append(long_history(series, f"validation_{metric}", seed))
-        timed_runs.append(accuracy_by_time(histories["accuracy"], elapsed_history(live_dir), seed, several_seeds))
+        timed_runs.append(accuracy_by_time(histories["accuracy"], elapsed_history(record), seed, several_seeds))
     over_seeds = f", mean over {len(study.seeds)} seeds" if several_seeds else ""
     panel_of = curve_datasets(records)  # one panel per dataset: digits and fashion accuracies differ by 10 points
     for metric, label in (("accuracy", "Validation accuracy"), ("loss", "Validation loss (cross-entropy)")):

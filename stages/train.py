@@ -1,19 +1,21 @@
 """Stage train: build one model from params.yaml and fit it with its recipe and one of its study's seeds.
 
-Usage: python stages/train.py MODEL SEED TRAINING_DIR SPLIT_ROOT [--params params.yaml]
-Reads SPLIT_ROOT/<dataset>/ for each head of the model; writes TRAINING_DIR/model.keras and the DVCLive
-logs in TRAINING_DIR/live/ (per-epoch metrics, and a metrics.json with training time, CPU time, the epoch
-whose weights were kept and the runtime provenance). Both appear only if training finishes.
+Usage: python stages/train.py SPLIT_ROOT MODELS_ROOT [--stage train_<study>@<model>-<seed>] [--params params.yaml]
+Which run it is comes from DVC (DVC_STAGE) or --stage, never from the command line DVC's shell reads.
+Reads SPLIT_ROOT/<dataset>/ for each head of the model; writes MODELS_ROOT/<study>/<model>/seed_<seed>/
+model.keras (byte for byte the same for the same weights), the DVCLive log live/ (per-epoch metrics
+and a metrics.json with the epochs run, the epoch whose weights were kept and how it ran) and
+timings.json (seconds per epoch, in all, and the machine). The directory appears whole, and only if
+training finishes with a finite loss.
 """
 from __future__ import annotations
 
 import argparse
-import math
 import sys
-import time
 from pathlib import Path
 
 from cnn_comparison.console import readable_stage_output, run_stage
+from cnn_comparison.layout import current_stage, parse_stage
 from cnn_comparison.limits import capped_recipe, capped_split
 from cnn_comparison.params import load_params, model_spec, validated
 
@@ -22,15 +24,15 @@ ARRAY_NAMES = ["train_images", "train_labels", "validation_images", "validation_
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("model")
-    parser.add_argument("seed", type=int)
-    parser.add_argument("training_dir", type=Path)
     parser.add_argument("split_root", type=Path)
+    parser.add_argument("models_root", type=Path)
+    parser.add_argument("--stage", help="train_<study>@<model>-<seed> (default: DVC_STAGE, set by dvc repro)")
     parser.add_argument("--params", default="params.yaml")
     arguments = parser.parse_args(argv)
     try:  # every params problem surfaces here, before data is loaded or a step is run
         params = validated(load_params(arguments.params))
-        spec = model_spec(params, arguments.model, arguments.seed)
+        stage = parse_stage(current_stage(arguments.stage), "train")
+        spec = model_spec(params, stage.model, stage.seed, stage.group)
         recipe = capped_recipe(spec.recipe, params.limits)
     except ValueError as error:  # before TensorFlow's import, which takes seconds
         print(f"error: {arguments.params}: {error}", file=sys.stderr)
@@ -39,13 +41,14 @@ def main(argv: list[str] | None = None) -> int:
     from dvclive import Live
     from dvclive.keras import DVCLiveCallback
 
+    from cnn_comparison import atomic
     from cnn_comparison.arrays import load_arrays
-    from cnn_comparison.atomic import staged_path
     from cnn_comparison.builder import build_model
     from cnn_comparison.determinism import determinism_settings, make_deterministic
-    from cnn_comparison.layout import LIVE_DIRECTORY, MODEL_FILE, data_directories
-    from cnn_comparison.provenance import runtime
-    from cnn_comparison.training import make_optimizer, train_model, training_summary
+    from cnn_comparison.layout import LIVE_DIRECTORY, MODEL_FILE, TIMINGS_FILE, data_directories, run_directory
+    from cnn_comparison.model_file import save_model
+    from cnn_comparison.provenance import machine, runtime
+    from cnn_comparison.training import TrainingDiverged, make_optimizer, train_model, training_summary, training_timings
 
     try:  # the layers and the optimizer's arguments are checked by Keras
         make_deterministic(spec.seed)  # before building: the initial weights come from the seed
@@ -65,28 +68,25 @@ def main(argv: list[str] | None = None) -> int:
     print(f"[train {spec.name} seed {spec.seed}] {model.count_params():,} parameters, {images}, up to "
           f"{recipe.epochs} epochs, batch {recipe.batch_size}, augmentation "
           f"{'on' if recipe.augmentation.enabled else 'off'}, deterministic ops")
-    model_path = arguments.training_dir / MODEL_FILE
-    with staged_path(arguments.training_dir / LIVE_DIRECTORY, directory=True) as live_dir, \
-            staged_path(model_path) as staged_model_path:
-        live = Live(dir=str(live_dir), save_dvc_exp=False, dvcyaml=None, report=None)
-        cpu_start = time.process_time()
-        history, seconds = train_model(model, task_arrays, recipe, [DVCLiveCallback(live=live)])
-        losses = history.history.get("loss", [])
-        if not losses or not all(math.isfinite(loss) for loss in losses):
-            # Raising inside the staged paths leaves neither a model nor logs behind.
-            print(f"error: {spec.name} seed {spec.seed}: the training loss became {losses[-1] if losses else None} "
-                  f"(epoch {len(losses)}); nothing was saved. Lower {spec.where}.training.learning_rate or check "
-                  f"the data", file=sys.stderr)
-            raise SystemExit(1)
-        live.summary.update(training_summary(history, seconds, model, recipe.early_stopping_patience))
-        # CPU time of every thread in this process: comparable across runs even when the machine is shared.
-        live.summary["training_cpu_seconds"] = round(time.process_time() - cpu_start, 1)
+    training_dir = run_directory(arguments.models_root / spec.study, spec.name, spec.seed)
+    # The whole run directory is built aside and put in place in one step; any failure leaves nothing.
+    with atomic.staged_path(training_dir, directory=True) as staged:
+        live = Live(dir=str(staged / LIVE_DIRECTORY), save_dvc_exp=False, dvcyaml=None, report=None)
+        try:
+            history, times = train_model(model, task_arrays, recipe, [DVCLiveCallback(live=live)])
+        except TrainingDiverged as error:
+            print(f"error: {spec.name} seed {spec.seed}: {error}; nothing was saved. Lower "
+                  f"{spec.where}.training.learning_rate in {arguments.params}, or check the data", file=sys.stderr)
+            raise SystemExit(1) from None
+        live.summary.update(training_summary(history, model, recipe.early_stopping_patience))
         live.summary["seed"] = spec.seed
         # A list, so `dvc metrics show` leaves it out of its table; evaluate copies it into metrics.json.
         live.summary["provenance"] = [runtime(determinism_settings())]
         live.make_summary()
-        model.save(staged_model_path)
-    print(f"[train {spec.name} seed {spec.seed}] {len(history.epoch)} epochs in {seconds:.1f} s -> {model_path}")
+        atomic.write_json(staged / TIMINGS_FILE, training_timings(times, machine()))
+        save_model(model, staged / MODEL_FILE)
+    print(f"[train {spec.name} seed {spec.seed}] {len(history.epoch)} epochs in {times.wall_seconds:.1f} s "
+          f"-> {training_dir}")
     return 0
 
 

@@ -31,3 +31,23 @@ def test_write_text_replaces_content(tmp_path):
     write_text(target, "2")
     assert target.read_text() == "2"
     assert [path.name for path in target.parent.iterdir()] == ["a.json"]
+
+
+def test_a_directory_is_replaced_whole_or_not_at_all(tmp_path):
+    """The evaluate, aggregate and report stages' outputs: the previous directory stays complete when
+    the new one fails midway, and a finished one replaces it in one step, leaving no stale file."""
+    target = tmp_path / "seed_42"
+    target.mkdir()
+    (target / "metrics.json").write_text("old")
+    (target / "stale.txt").write_text("from a run that wrote more files")
+    with pytest.raises(RuntimeError):
+        with staged_path(target, directory=True) as staged:
+            (staged / "metrics.json").write_text("new")
+            raise RuntimeError("disk full")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["seed_42"]
+    assert (target / "metrics.json").read_text() == "old" and (target / "stale.txt").exists()
+    with staged_path(target, directory=True) as staged:
+        (staged / "metrics.json").write_text("new")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["seed_42"]
+    assert sorted(path.name for path in target.iterdir()) == ["metrics.json"]
+    assert (target / "metrics.json").read_text() == "new"

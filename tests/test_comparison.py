@@ -18,6 +18,7 @@ from cnn_comparison.layout import run_directory
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
+TIME_KEYS = ("training_time_seconds", "training_cpu_seconds", "evaluation_time_seconds")  # in timings.json
 FULL = {"max_train_samples": None, "max_epochs": None, "max_eval_samples": None}
 
 
@@ -171,13 +172,15 @@ def write_run(results, model_entry: dict, model: str, seed: int, accuracy: float
         metrics = record(model, seed, accuracy, model_entry["dataset"], **options)
         names = [""]
     directory.mkdir(parents=True, exist_ok=True)
+    timings = {key: metrics.pop(key) for key in TIME_KEYS}
     (directory / "metrics.json").write_text(json.dumps(metrics))
+    (directory / "timings.json").write_text(json.dumps({**timings, "elapsed_wall_seconds": [10, 20, 30],
+                                                        "elapsed_cpu_seconds": [15, 30, 45]}))
     if with_log:
         curves = {f"eval/{name}{metric}": [value, value + 0.01, value + 0.02]
                   for name in names
                   for metric, value in (("accuracy", accuracy - 0.02), ("loss", 0.15), ("cross_entropy", 0.3))}
-        write_live(directory / "live", **curves, **{"train/elapsed_wall_seconds": [10, 20, 30],
-                                                    "train/elapsed_cpu_seconds": [15, 30, 45]})
+        write_live(directory / "live", **curves)
 
 
 @pytest.fixture()
@@ -188,7 +191,7 @@ def study_tree(tmp_path, params):
     study["seeds"] = [1, 2, 3]
     study["accuracy_thresholds"] = [0.5]
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    results = tmp_path / "results"
+    results = tmp_path / "metrics" / "dedicated_vs_multitask"
     for index, model in enumerate(study["models"]):
         for seed in study["seeds"]:
             write_run(results, params["models"][model], model, seed, 0.85 + index / 100 + seed / 1000,
@@ -198,8 +201,8 @@ def study_tree(tmp_path, params):
 
 def run_stage(tmp_path, study="dedicated_vs_multitask") -> subprocess.CompletedProcess:
     """The stage as `dvc repro` runs it: a subprocess (tests import no stage script)."""
-    return subprocess.run([sys.executable, str(PROJECT_ROOT / "stages" / "aggregate.py"), study,
-                           str(tmp_path / "results"), str(tmp_path / "out"), "--params", str(tmp_path / "params.yaml")],
+    return subprocess.run([sys.executable, str(PROJECT_ROOT / "stages" / "aggregate.py"), str(tmp_path / "metrics"),
+                           str(tmp_path / "plots"), "--stage", f"aggregate@{study}", "--params", str(tmp_path / "params.yaml")],
                           capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=300)
 
 
@@ -208,7 +211,7 @@ def test_the_stage_writes_every_output(study_tree):
     models = params["studies"]["dedicated_vs_multitask"]["models"]
     result = run_stage(tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
-    out = tmp_path / "out"
+    out = tmp_path / "plots" / "dedicated_vs_multitask"
     expected = {"table.csv", "summary.json", "table.md", "validation_accuracy.csv", "validation_accuracy.png",
                 "validation_loss.csv", "validation_loss.png", "accuracy_by_time.csv", "accuracy_by_time.png",
                 "time_to_accuracy.csv", "time_to_accuracy.md", "test_accuracy.png"}
@@ -234,31 +237,31 @@ def test_the_stage_writes_every_output(study_tree):
 def test_a_missing_declared_run_is_named(study_tree):
     tmp_path, params = study_tree
     model = params["studies"]["dedicated_vs_multitask"]["models"][1]
-    (run_directory(tmp_path / "results", model, 3) / "metrics.json").unlink()
+    (run_directory(tmp_path / "metrics" / "dedicated_vs_multitask", model, 3) / "metrics.json").unlink()
     result = run_stage(tmp_path)
     assert result.returncode == 1, result.stderr[-2000:]
     error = result.stderr
     assert f"{model}/seed_3/metrics.json" in error and "dvc repro" in error
-    assert not (tmp_path / "out").exists()
+    assert not (tmp_path / "plots" / "dedicated_vs_multitask").exists()
 
 
 def test_undeclared_models_and_seeds_are_ignored(study_tree):
     tmp_path, params = study_tree
     model = params["studies"]["dedicated_vs_multitask"]["models"][0]
     entry = params["models"][model]
-    write_run(tmp_path / "results", entry, model, 99, 0.999)  # a seed removed from params.yaml
-    write_run(tmp_path / "results", entry, "retired_model", 1, 0.999)  # a model removed from the study
+    write_run(tmp_path / "metrics" / "dedicated_vs_multitask", entry, model, 99, 0.999)  # a seed removed from params.yaml
+    write_run(tmp_path / "metrics" / "dedicated_vs_multitask", entry, "retired_model", 1, 0.999)  # a model removed from the study
     result = run_stage(tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
-    table = pd.read_csv(tmp_path / "out" / "table.csv")
+    table = pd.read_csv(tmp_path / "plots" / "dedicated_vs_multitask" / "table.csv")
     assert 99 not in set(table["seed"]) and "retired_model" not in set(table["model"])
-    assert "retired_model" not in (tmp_path / "out" / "table.md").read_text()
+    assert "retired_model" not in (tmp_path / "plots" / "dedicated_vs_multitask" / "table.md").read_text()
 
 
 def test_the_stage_refuses_runs_with_different_limits(study_tree):
     tmp_path, params = study_tree
     model = params["studies"]["dedicated_vs_multitask"]["models"][1]
-    write_run(tmp_path / "results", params["models"][model], model, 2, 0.5, limits={**FULL, "max_epochs": 1})
+    write_run(tmp_path / "metrics" / "dedicated_vs_multitask", params["models"][model], model, 2, 0.5, limits={**FULL, "max_epochs": 1})
     result = run_stage(tmp_path)
     assert result.returncode == 1, result.stderr[-2000:]
     error = result.stderr

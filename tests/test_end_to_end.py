@@ -1,6 +1,7 @@
 """Runs the real `dvc repro` on a temporary copy of the project, real data, small limits."""
 from __future__ import annotations
 
+import copy
 import json
 import os
 import re
@@ -105,7 +106,9 @@ def test_results_of_every_run_are_sane(project, run_params):
             for png in (f"confusion_{task}.png", f"samples_{task}.png"):
                 assert (run_dir / "figures" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert metrics["epochs_run"] == 1 and metrics["epoch_of_saved_weights"] == 1 and metrics["seed"] == seed
-        assert metrics["training_time_seconds"] > 0 and metrics["training_cpu_seconds"] > 0
+        timings = json.loads((run_dir / "timings.json").read_text())
+        assert timings["training_time_seconds"] > 0 and timings["training_cpu_seconds"] > 0
+        assert len(timings["elapsed_cpu_seconds"]) == 1 and timings["machine"]["evaluation"]["cpu_count"] >= 1
         provenance = metrics["provenance"][0]
         # the validated params, defaults filled in: what the run actually used
         assert provenance["params"] == validated(run_params).models[name].model_dump(mode="json")
@@ -175,8 +178,8 @@ def test_dvc_plots_show_writes_html(project):
     work, env, _ = project
     run(dvc("plots", "show"), work, env)
     html = (work / "dvc_plots" / "index.html").read_text()
-    assert "CNNs on Fashion-MNIST: validation accuracy per epoch" in html and "confusion" in html
-    assert "CNNs on Fashion-MNIST: validation accuracy against wall seconds of training" in html
+    assert "fashion_cnns: validation accuracy per epoch" in html and "confusion" in html
+    assert "fashion_cnns: validation accuracy against wall seconds of training" in html
     # The normalized template divides each cell by its row total: per-class recall.
     assert "confusion_normalized/fashion.csv" in html and "percent_of_y" in html
     # The project's template colours the long-format curves by model.
@@ -188,10 +191,11 @@ def test_second_repro_runs_nothing_and_edits_rerun_only_their_stages(project):
     assert stages_run(run(dvc("repro"), work, env)) == set()
     assert "Data and pipelines are up to date" in run(dvc("status"), work, env)
 
-    # One CNN's recipe: only its train/evaluate and its study's aggregate.
+    # One CNN's recipe: only its train/evaluate and its study's aggregate (and check_params, which
+    # checks every edit of params.yaml and leaves its schema, and so every other stage, as it was).
     set_value(work / "params.yaml", r"(  fmnist_3:.*?learning_rate: )0\.001", r"\g<1>0.002")
-    expected = {"train_fashion_cnns@fmnist_3-42", "evaluate_fashion_cnns@fmnist_3-42", "aggregate@fashion_cnns",
-                "report"}
+    expected = {"check_params", "train_fashion_cnns@fmnist_3-42", "evaluate_fashion_cnns@fmnist_3-42",
+                "aggregate@fashion_cnns", "report"}
     # The aggregate's inputs change only when the evaluation has rerun; the report reads every model's params.
     assert set(json.loads(run(dvc("status", "--json"), work, env))) == expected - {"aggregate@fashion_cnns"}
     assert stages_run(run(dvc("repro"), work, env)) == expected
@@ -200,14 +204,15 @@ def test_second_repro_runs_nothing_and_edits_rerun_only_their_stages(project):
     set_value(work / "params.yaml", r"(  trunk:.*?units: )128", r"\g<1>64")
     seeds = load_params(work / "params.yaml")["studies"]["dedicated_vs_multitask"]["seeds"]
     multitask = {f"{step}_dedicated_vs_multitask@multitask-{seed}" for step in ("train", "evaluate") for seed in seeds}
-    assert set(json.loads(run(dvc("status", "--json"), work, env))) == multitask | {"report"}
-    assert stages_run(run(dvc("repro"), work, env)) == multitask | {"aggregate@dedicated_vs_multitask", "report"}
+    assert set(json.loads(run(dvc("status", "--json"), work, env))) == multitask | {"check_params", "report"}
+    assert stages_run(run(dvc("repro"), work, env)) == multitask | {"check_params", "aggregate@dedicated_vs_multitask",
+                                                                     "report"}
 
 
 def test_a_new_seed_runs_only_its_stages_and_its_study_aggregate(project):
     work, env, _ = project
     set_value(work / "params.yaml", r"(  fast_cnn:.*?seeds: \[)", r"\g<1>7, ")
-    new = {"train_fast_cnn@fmnist_fast-7", "evaluate_fast_cnn@fmnist_fast-7"}
+    new = {"check_params", "train_fast_cnn@fmnist_fast-7", "evaluate_fast_cnn@fmnist_fast-7"}
     assert set(json.loads(run(dvc("status", "--json"), work, env))) == new | {"aggregate@fast_cnn", "report"}
     assert stages_run(run(dvc("repro"), work, env)) == new | {"aggregate@fast_cnn", "report"}
     # Two seeds now: the spread over them, and a curve per run in the time-to-accuracy table.
@@ -230,8 +235,8 @@ def test_a_new_model_runs_only_its_stages_with_progress_as_it_happens(project, r
     arrivals = [(time.monotonic(), line) for line in process.stdout]
     assert process.wait() == 0, "".join(line for _, line in arrivals)[-4000:]
     output = "".join(line for _, line in arrivals)
-    assert stages_run(output) == {"train_fashion_cnns@fmnist_tiny-42", "evaluate_fashion_cnns@fmnist_tiny-42",
-                                  "aggregate@fashion_cnns", "report"}, output
+    assert stages_run(output) == {"check_params", "train_fashion_cnns@fmnist_tiny-42",
+                                  "evaluate_fashion_cnns@fmnist_tiny-42", "aggregate@fashion_cnns", "report"}, output
     table = pd.read_csv(work / "plots" / "fashion_cnns" / "table.csv")
     assert list(table["model"]) == [*study_models(run_params, "fashion_cnns"), "fmnist_tiny"]
     # The stage's first line is printed before training starts, the epoch's line when it ends: with
@@ -244,16 +249,17 @@ def test_a_new_model_runs_only_its_stages_with_progress_as_it_happens(project, r
 def test_aggregate_keeps_a_run_whose_training_log_is_missing(project, tmp_path):
     """Results evaluated before evaluate copied the training log have a metrics file but no log."""
     work, env, _ = project
-    results = tmp_path / "results"
+    results = tmp_path / "metrics" / "fashion_cnns"
+    results.parent.mkdir()
     subprocess.run(["cp", "-r", str(work / "metrics" / "fashion_cnns"), str(results)], check=True)
     subprocess.run(["rm", "-r", str(results / "fmnist_4" / "seed_42" / "live")], check=True)
-    completed = subprocess.run(["python", "stages/aggregate.py", "fashion_cnns", str(results), str(tmp_path / "out")],
-                               cwd=work, env=env, capture_output=True, text=True)
+    completed = subprocess.run(["python", "stages/aggregate.py", str(tmp_path / "metrics"), str(tmp_path / "plots"),
+                                "--stage", "aggregate@fashion_cnns"], cwd=work, env=env, capture_output=True, text=True)
     assert completed.returncode == 0, completed.stderr
     assert "warning: fmnist_4: no curves" in completed.stderr and "evaluate stage" in completed.stderr
-    assert "fmnist_4" in set(pd.read_csv(tmp_path / "out" / "table.csv")["model"])
-    assert "fmnist_4" not in set(pd.read_csv(tmp_path / "out" / "validation_accuracy.csv")["model"])
-    assert "fmnist_3" in set(pd.read_csv(tmp_path / "out" / "accuracy_by_time.csv")["model"])
+    assert "fmnist_4" in set(pd.read_csv(tmp_path / "plots" / "fashion_cnns" / "table.csv")["model"])
+    assert "fmnist_4" not in set(pd.read_csv(tmp_path / "plots" / "fashion_cnns" / "validation_accuracy.csv")["model"])
+    assert "fmnist_3" in set(pd.read_csv(tmp_path / "plots" / "fashion_cnns" / "accuracy_by_time.csv")["model"])
 
 
 def test_a_clone_without_models_or_cache_reruns_the_aggregate_and_gets_the_same_comparison(small_pipeline_run,
@@ -286,22 +292,33 @@ def test_a_refactor_that_keeps_the_numbers_is_recorded_with_dvc_commit(project, 
 
 
 def test_rerunning_committed_stages_reproduces_their_numbers_and_the_check_can_fail(small_pipeline_run, tmp_path):
-    """Issue #23: `devtools/check_reproduction.py` reruns stages with `dvc repro -f` and compares with
-    what was there. One metrics file is altered first, as a result not made by this code would be:
-    only it may be reported; the other run and the aggregate must come back bit for bit."""
+    """Issues #23 and #33: `devtools/check_reproduction.py` reruns stages with `dvc repro -f` and compares
+    with what HEAD holds, on a clone with no DVC cache (the model by its dvc.lock hash). One committed
+    metrics file is altered first, as a result not made by this code would be: only it may be
+    reported; the model, the training log, the other files and the aggregate come back bit for bit,
+    and no dvc.lock hash changes but the timings files'."""
     work = copy_run_project(small_pipeline_run[0], tmp_path / "project").resolve()
+    env = tool_environment()
+    subprocess.run(["rm", "-r", str(work / ".dvc" / "cache"), str(work / "models")], check=True)
     metrics_path = work / "metrics" / "fashion_cnns" / "fmnist_4" / "seed_42" / "metrics.json"
     record = json.loads(metrics_path.read_text())
     record["heads"]["fashion"]["accuracy"] += 0.01
-    metrics_path.write_text(json.dumps(record))
+    metrics_path.write_text(json.dumps(record, indent=2) + "\n")
+    run(git("commit", "-qam", "a result this code did not make"), work, env)
+    lock_before = yaml.safe_load((work / "dvc.lock").read_text())["stages"]
     result = subprocess.run([sys.executable, "-m", "devtools.check_reproduction", "fashion_cnns@fmnist_4-42",
-                             "--aggregate", "fashion_cnns"],
-                            cwd=work, env=tool_environment(), capture_output=True, text=True)
+                             "--aggregate", "fashion_cnns"], cwd=work, env=env, capture_output=True, text=True)
     assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-3000:]
     reported = result.stdout.split("different:\n", 1)[1].strip().splitlines()
     assert reported == [f"{metrics_path.relative_to(work)}: ['heads.fashion.accuracy'] differ"], result.stdout[-3000:]
+    lock_after = yaml.safe_load((work / "dvc.lock").read_text())["stages"]
+    for stage in ("train_fashion_cnns@fmnist_4-42", "evaluate_fashion_cnns@fmnist_4-42"):
+        changed = {out["path"] for out, old in zip(lock_after[stage]["outs"], lock_before[stage]["outs"])
+                   if out.get("md5") != old.get("md5")}
+        # The altered file is rewritten as the code makes it, with the hash dvc.lock already held.
+        assert {path for path in changed if not path.endswith("timings.json")} == set(), (stage, changed)
     bad = subprocess.run([sys.executable, "-m", "devtools.check_reproduction", "fashion_cnns@x;touch owned-1"],
-                         cwd=work, env=tool_environment(), capture_output=True, text=True)
+                         cwd=work, env=env, capture_output=True, text=True)
     assert bad.returncode == 2 and "expected <study>@<model>-<seed>" in bad.stderr and not (work / "owned").exists()
 
 
@@ -409,23 +426,81 @@ def test_an_interrupted_repro_leaves_no_stage_running_and_prints_one_line(small_
     time.sleep(2)
     assert not (run_dir / "model.keras").exists() and not list(run_dir.glob(".partial.*")), sorted(run_dir.iterdir())
     signal_name = "SIGINT" if how == "Ctrl-C" else "SIGTERM"
-    assert output.count(f"interrupted ({signal_name}): stage train fmnist_3 42") == 1, output[-3000:]
+    assert output.count(f"interrupted ({signal_name}): stage train_fashion_cnns@fmnist_3-42") == 1, output[-3000:]
     assert "Traceback" not in output and "Exception ignored" not in output, output[-3000:]
 
 
-def test_a_model_name_with_shell_characters_is_refused_not_run(small_pipeline_run, tmp_path):
-    """Issue #24: `x;touch owned;echo` as a model key created the file and the failure looked like success."""
+HOSTILE_NAMES = ["q';touch owned;echo '", 'x"$(touch owned)"', "`touch owned`", "a\ntouch owned", "x;touch owned;echo",
+                 "../owned"]
+
+
+def test_no_name_in_params_yaml_reaches_a_shell(small_pipeline_run, tmp_path):
+    """Issue #33: dvc.yaml's commands are constant, so whatever a model or study name holds, DVC's shell
+    runs nothing but a stage's Python; check_params refuses the name with the rule and the key before
+    any other stage runs, `dvc exp run` too. It also sees edits DVC's own comparison misses."""
     work = copy_run_project(small_pipeline_run[0], tmp_path / "project")
     env = tool_environment()
-    name = "x;touch owned;echo"
-    set_value(work / "params.yaml", r"^models:\n", f"models:\n  '{name}':\n    dataset: fashion\n    layers:\n"
-              "      - {type: flatten}\n      - {type: dense, units: 10, activation: softmax}\n"
-              "    training: {optimizer: adam, learning_rate: 0.001, batch_size: 64, epochs: 1,\n"
-              "               early_stopping_patience: null, augmentation: {enabled: false, width_shift: 0.0,\n"
-              "               height_shift: 0.0, horizontal_flip: false}}\n")
-    set_value(work / "params.yaml", r"(^  fashion_cnns:\n(?:    [^\n]*\n)*?    models: \[)", rf"\g<1>'{name}', ")
+    original = yaml.safe_load((work / "params.yaml").read_text())
+    model = copy.deepcopy(original["models"]["fmnist_3"])
+    for index, name in enumerate(HOSTILE_NAMES):
+        params = copy.deepcopy(original)
+        if index % 2:  # a study name, a new study with a model of its own
+            params["studies"][name] = {"title": "hostile", "models": ["extra"], "seeds": [1]}
+            params["models"]["extra"] = model
+            key = f"studies.{name}"
+        else:  # a model name, in its study's list
+            params["models"][name] = model
+            params["studies"]["fashion_cnns"]["models"].append(name)
+            key = f"models.{name}"
+        (work / "params.yaml").write_text(yaml.safe_dump(params))
+        command = dvc("exp", "run") if index == 0 else dvc("repro")
+        result = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True)
+        output = result.stdout + result.stderr
+        assert result.returncode != 0, output[-3000:]
+        assert f"{key}: a name must be a letter, then letters, digits or underscores" in output, (name, output[-3000:])
+        assert stages_run(output) == {"check_params"}, (name, output[-3000:])
+        assert not list(work.rglob("owned*")) and not list(work.parent.rglob("owned*")), name
+
+    # An edit DVC compares equal to the old value (true == 1) is checked too, not called cached.
+    params = copy.deepcopy(original)
+    params["limits"]["max_epochs"] = True
+    (work / "params.yaml").write_text(yaml.safe_dump(params))
     result = subprocess.run(dvc("repro"), cwd=work, env=env, capture_output=True, text=True)
-    output = result.stdout + result.stderr
-    assert result.returncode != 0, output[-3000:]
-    assert f"models.{name}: a name must be a letter, then letters, digits or underscores" in output, output[-3000:]
-    assert not (work / "owned").exists() and not list(work.rglob("owned"))
+    assert result.returncode != 0, result.stdout[-3000:]
+    assert "limits.max_epochs: Input should be a valid integer (got True)" in result.stderr, result.stderr[-3000:]
+
+
+def test_a_failed_stage_keeps_the_committed_results_and_the_printed_fix_works(small_pipeline_run, tmp_path):
+    """Issue #33: DVC deletes a stage's outputs before running it. The git-tracked ones are `persist`
+    and replaced in one step by their stage, so a failure leaves them as committed; the cached ones
+    (a model) come back with the command the error prints, or `dvc checkout` (docs/pipeline.md)."""
+    work = copy_run_project(small_pipeline_run[0], tmp_path / "project").resolve()
+    env = tool_environment()
+    results = work / "metrics" / "fashion_cnns" / "fmnist_3" / "seed_42"
+    committed = {path: path.read_bytes() for path in results.rglob("*") if path.is_file()}
+    model = work / "models" / "fashion_cnns" / "fmnist_3" / "seed_42" / "model.keras"
+    data = model.read_bytes()
+    model.unlink()  # the workspace copy may be a link to the cache, which this must not touch
+    model.write_bytes(data[: len(data) // 2])  # a corrupt model: evaluate fails
+    # (A plain `dvc repro` would first check the cached model out again: its train stage is cached.)
+    failed = subprocess.run(dvc("repro", "-s", "evaluate_fashion_cnns@fmnist_3-42"), cwd=work, env=env,
+                            capture_output=True, text=True)
+    assert failed.returncode != 0 and "is corrupt or truncated" in failed.stderr, failed.stderr[-3000:]
+    assert {path: path.read_bytes() for path in results.rglob("*") if path.is_file()} == committed
+    fix = re.search(r"Restore the committed model with `([^`]+)`", failed.stderr).group(1)
+    assert fix.startswith("dvc ")
+    run(dvc(*fix.split()[1:]), work, env)  # as printed
+    assert "Data and pipelines are up to date" in run(dvc("status"), work, env)
+
+    # A training that explodes fails after DVC has removed the model: nothing half-made, the
+    # results as committed, and `dvc checkout` brings the model back once params.yaml is restored.
+    set_value(work / "params.yaml", r"(  fmnist_3:.*?optimizer: )adam(.*?learning_rate: )0\.001", r"\g<1>sgd\g<2>1000000.0")
+    failed = subprocess.run(dvc("repro"), cwd=work, env=env, capture_output=True, text=True)
+    assert failed.returncode != 0 and "times its first value" in failed.stderr, failed.stderr[-3000:]
+    assert not model.exists() and not list(model.parent.parent.glob(".partial.*"))
+    assert {path: path.read_bytes() for path in results.rglob("*") if path.is_file()} == committed
+    run(git("checkout", "params.yaml"), work, env)
+    run(dvc("checkout"), work, env)
+    assert model.is_file()  # back from the cache: only the check of params.yaml's last edit reruns
+    assert stages_run(run(dvc("repro"), work, env)) == {"check_params"}
+    assert "Data and pipelines are up to date" in run(dvc("status"), work, env)

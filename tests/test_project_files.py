@@ -6,6 +6,9 @@ from pathlib import Path
 
 import yaml
 
+from cnn_comparison.layout import (EVALUATION_DIRECTORIES, LIVE_DIRECTORY, METRICS_FILE, MODEL_FILE, TIMINGS_FILE,
+                                   missing_stages, parse_stage, run_directory)
+
 PACKAGE = "cnn_comparison"
 
 
@@ -109,17 +112,41 @@ def test_every_model_is_a_dvc_artifact_at_its_trained_model_file(project_root, p
 
 
 def test_every_study_has_its_train_and_evaluate_stages_over_its_models_and_seeds(project_root, params):
-    """DVC's matrix cannot loop over a dict's items (treeverse/dvc#10094): one block pair per study."""
-    stages = yaml.safe_load((project_root / "dvc.yaml").read_text())["stages"]
+    """DVC's matrix cannot loop over a dict's items (treeverse/dvc#10094): one block pair per study,
+    which check_params also verifies on every run; and every command is the same for every run."""
+    dvc_yaml = yaml.safe_load((project_root / "dvc.yaml").read_text())
+    assert missing_stages(params["studies"], params["datasets"], dvc_yaml) == []
+    stages = dvc_yaml["stages"]
     for study in params["studies"]:
-        for step in ("train", "evaluate"):
-            stage = stages.get(f"{step}_{study}")
-            assert stage, f"dvc.yaml: add the stage {step}_{study} (copy another study's block)"
-            assert stage["matrix"] == {"model": f"${{studies.{study}.models}}", "seed": f"${{studies.{study}.seeds}}"}
-            run = "${item.model}/seed_${item.seed}"
-            directories = [f"'models/{study}/{run}'"] + ([f"'metrics/{study}/{run}'"] if step == "evaluate" else [])
-            assert stage["cmd"].split()[2:] == ["'${item.model}'", "'${item.seed}'", *directories,
-                                                 "data/split" if step == "train" else "data/prepared"], stage["cmd"]
-            assert "models.${item.model}" in stage["params"] and "limits" in stage["params"]
+        assert stages[f"train_{study}"]["cmd"] == "python stages/train.py data/split models"
+        assert stages[f"evaluate_{study}"]["cmd"] == "python stages/evaluate.py data/prepared models metrics"
+        assert "models.${item.model}" in stages[f"train_{study}"]["params"]
     assert {name for name in stages if name.startswith(("train", "evaluate"))} == {
         f"{step}_{study}" for step in ("train", "evaluate") for study in params["studies"]}
+    without_one = {**dvc_yaml, "stages": {name: stage for name, stage in stages.items() if name != "train_fast_cnn"}}
+    assert missing_stages(params["studies"], params["datasets"], without_one) == [
+        "studies.fast_cnn: dvc.yaml has no stage train_fast_cnn looping over its models and seeds; copy another "
+        "study's train_<study> block and rename the study in it"]
+
+
+def test_every_stage_writes_the_outs_dvc_yaml_declares_for_it(project_root):
+    """The stages build their paths from the roots in their command and the stage's name (layout.py);
+    DVC's own resolution of dvc.yaml must give the same paths."""
+    from dvc.repo import Repo
+
+    with Repo(str(project_root)) as repo:
+        for stage in repo.index.stages:
+            outs = {str(out) for out in stage.outs}
+            if "@" not in stage.name or stage.name.startswith(("download", "prepare", "split", "aggregate")):
+                continue
+            parsed = parse_stage(stage.name, stage.name.split("_")[0])
+            root = "models" if parsed.step == "train" else "metrics"
+            run = run_directory(Path(root) / parsed.group, parsed.model, parsed.seed).as_posix()
+            expected = ({f"{run}/{MODEL_FILE}", f"{run}/{LIVE_DIRECTORY}", f"{run}/{TIMINGS_FILE}"}
+                        if parsed.step == "train" else
+                        {f"{run}/{METRICS_FILE}", f"{run}/{TIMINGS_FILE}", f"{run}/{LIVE_DIRECTORY}/metrics.json",
+                         f"{run}/{LIVE_DIRECTORY}/plots", *(f"{run}/{name}" for name in EVALUATION_DIRECTORIES
+                                                              if name != LIVE_DIRECTORY)})
+            assert outs == expected, stage.name
+            persist = {str(out) for out in stage.outs if out.persist}
+            assert persist == (set() if parsed.step == "train" else outs), stage.name

@@ -48,10 +48,17 @@ def record(model: str, seed: int, accuracy: float | dict[str, tuple[float, str]]
     return {**common, "heads": {dataset: scores(accuracy, dataset)}}
 
 
+TIME_KEYS = ("training_time_seconds", "training_cpu_seconds", "evaluation_time_seconds")
+
+
 def write_record(results: Path, study: str, metrics: dict) -> Path:
+    """metrics.json and timings.json of a run, as evaluate writes them, from one merged record."""
     path = run_directory(results / study, metrics["model"], metrics["seed"]) / "metrics.json"
     path.parent.mkdir(parents=True, exist_ok=True)
+    metrics = dict(metrics)
+    timings = {key: metrics.pop(key) for key in TIME_KEYS if key in metrics}
     path.write_text(json.dumps(metrics))
+    (path.parent / "timings.json").write_text(json.dumps(timings))
     return path
 
 
@@ -98,8 +105,8 @@ def aggregated_study_2(tmp_path_factory):
     raw, params = params_with_seeds(**{STUDY_2: [1, 2, 3]})
     (root / "params.yaml").write_text(yaml.safe_dump(raw))
     study_2_runs(root / "metrics", [1, 2, 3])
-    subprocess.run([sys.executable, str(ROOT / "stages" / "aggregate.py"), STUDY_2, str(root / "metrics" / STUDY_2),
-                    str(root / "plots" / STUDY_2), "--params", str(root / "params.yaml")],
+    subprocess.run([sys.executable, str(ROOT / "stages" / "aggregate.py"), str(root / "metrics"), str(root / "plots"),
+                    "--stage", f"aggregate@{STUDY_2}", "--params", str(root / "params.yaml")],
                    check=True, capture_output=True, cwd=ROOT, timeout=300)
     return root, params
 
@@ -215,9 +222,8 @@ def test_time_section_is_the_aggregates_table_once_current(tmp_path):
     runs = read_study_runs(params, CNN_STUDY, tmp_path / "metrics")
     assert "**`fashion_cnns`**: `plots/fashion_cnns/` does not hold the current runs: run `dvc repro`." \
         in render(params, tmp_path)["time"]
-    subprocess.run([sys.executable, str(ROOT / "stages" / "aggregate.py"), CNN_STUDY,
-                    str(tmp_path / "metrics" / CNN_STUDY), str(tmp_path / "plots" / CNN_STUDY),
-                    "--params", str(tmp_path / "params.yaml")], check=True, capture_output=True, cwd=ROOT, timeout=300)
+    subprocess.run([sys.executable, str(ROOT / "stages" / "aggregate.py"), str(tmp_path / "metrics"),
+                    str(tmp_path / "plots"), "--stage", f"aggregate@{CNN_STUDY}", "--params", str(tmp_path / "params.yaml")], check=True, capture_output=True, cwd=ROOT, timeout=300)
     assert current_aggregate(runs, tmp_path / "plots") is not None
     sections = render(params, tmp_path)
     table = (tmp_path / "plots" / CNN_STUDY / "time_to_accuracy.md").read_text().strip()

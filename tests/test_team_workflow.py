@@ -167,7 +167,7 @@ def test_shared_directory_remote_team_workflow(team):
     assert f"Stage '{stage('train', 'fmnist_3')}' is cached - skipping run" in output, output
     # Evaluation writes git-tracked files, whose content `dvc push --run-cache` does not carry, so
     # it is recomputed from the restored model (seconds), and so is the aggregate; training is not.
-    assert stages_run(output) <= {stage("evaluate", "fmnist_3"), AGGREGATE, REPORT}, output
+    assert stages_run(output) <= {"check_params", stage("evaluate", "fmnist_3"), AGGREGATE, REPORT}, output
 
 
 
@@ -215,14 +215,16 @@ def test_two_machines_train_different_models_and_a_third_trains_nothing(team):
         time.perf_counter() - started, 1)
     for name, model in trained.items():
         assert processes[name].returncode == 0, outputs[name][-4000:]
-        assert stages_run(outputs[name]) == {stage("train", model)}, outputs[name]  # data stages were pulled
+        # data stages were pulled; check_params checks the planner's edit of params.yaml (a second)
+        assert stages_run(outputs[name]) == {"check_params", stage("train", model)}, outputs[name]
 
     # A third machine reproduces the whole study: both trainings come from the run cache.
     third = fresh_clone(team, "machine-3")
     output = timed("machine 3: dvc repro --pull (two models trained elsewhere)", dvc("repro", "--pull"), third, env)
     for model in trained.values():
         assert f"Stage '{stage('train', model)}' is cached - skipping run" in output, output
-    assert stages_run(output) == {*(stage("evaluate", model) for model in trained.values()), AGGREGATE, REPORT}, output
+    assert stages_run(output) == {"check_params", *(stage("evaluate", model) for model in trained.values()), AGGREGATE,
+                                  REPORT}, output
     for name, model in trained.items():
         assert filecmp.cmp(third / model_file(model), machines[name] / model_file(model),
                            shallow=False)
@@ -299,7 +301,8 @@ def test_sweep_on_the_queue_with_two_workers_and_the_best_applied(team):
     left_out = set() if best["seed"] in study_seeds else {
         stage(step, other, best["seed"]) for other in baseline["studies"][queue_sweep.STUDY]["models"]
         if other != queue_sweep.MODEL for step in ("train", "evaluate")}
-    assert stages_run(run(dvc("repro"), project, env)) == {AGGREGATE, REPORT} | left_out
+    status = run(dvc("status"), project, env)
+    assert stages_run(run(dvc("repro"), project, env)) == {AGGREGATE, REPORT} | left_out, status
 
 
 @pytest.mark.parametrize("remote", ["ssh", "s3"])
@@ -331,7 +334,9 @@ def test_corrupted_remote_object_is_detected_on_pull(team):
     output = pull.stdout + pull.stderr
     assert pull.returncode != 0, "a pull that met a corrupted object must fail:\n" + output
     md5 = corrupted.parent.name + corrupted.name
-    assert md5 in output and model_file("fmnist_4") in output, output
+    # What docs/team.md shows: the hash as a missing cache file, then the file whose checkout failed.
+    assert f"Missing cache files:\nmd5: {md5}" in output, output
+    assert f"Checkout failed for following targets:\n{model_file('fmnist_4')}\nIs your cache up to date?" in output, output
     assert not (clone / model_file("fmnist_4")).exists(), "corrupted data must not be checked out"
     cached = clone / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]
     assert not cached.exists() or hashlib.md5(cached.read_bytes()).hexdigest() == md5, "corrupt object in the cache"
