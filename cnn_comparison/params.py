@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Mapping, Union
 
 import yaml
-from pydantic import (BaseModel, ConfigDict, Discriminator, Field, StringConstraints, Tag, ValidationError,
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Discriminator, Field, StringConstraints, Tag, ValidationError,
                       field_validator, model_validator)
 
 NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_]*$"
@@ -209,8 +209,42 @@ class Recipe(Strict):
         return {} if isinstance(self.optimizer, str) else dict(self.optimizer.model_extra or {})
 
 
+BLOCK_TYPES = ("add", "concatenate")  # a block: the outputs of its branches, added or concatenated
+BLOCK_KEYS = {"type", "branches", "activation"}
+
+
+def block_problems(layers: list, where: str) -> list[str]:
+    """The shape of every block in a layer list (nested too): ``branches`` is a list of at least two
+    layer lists, each of which may be empty (the identity: a residual's shortcut). Layer arguments
+    and output shapes are the builder's to check."""
+    problems = []
+    for index, layer in enumerate(layers):
+        key = f"{where}[{index}]"
+        if not isinstance(layer, dict) or layer.get("type") not in BLOCK_TYPES:
+            continue
+        unknown = sorted(set(layer) - BLOCK_KEYS)
+        branches = layer.get("branches")
+        if unknown:
+            problems.append(f"{key}: unknown key(s) {unknown} for type {layer['type']!r} (a block takes "
+                            f"{sorted(BLOCK_KEYS)})")
+        if not isinstance(branches, list) or len(branches) < 2 or not all(isinstance(branch, list) for branch in branches):
+            problems.append(f"{key}.branches: type {layer['type']!r} needs a list of at least two layer lists "
+                            f"([] is the identity), got {branches!r}")
+            continue
+        for number, branch in enumerate(branches):
+            problems += block_problems(branch, f"{key}.branches[{number}]")
+    return problems
+
+
+def _blocks_are_well_formed(layers: list) -> list:
+    problems = block_problems(layers, "")
+    if problems:
+        raise ValueError("; ".join(problems))
+    return layers
+
+
 Layer = Annotated[dict[str, Any], Field(min_length=1)]  # {type: ..., **arguments}; the builder checks types
-Layers = Annotated[list[Layer], Field(min_length=1)]
+Layers = Annotated[list[Layer], Field(min_length=1), AfterValidator(_blocks_are_well_formed)]
 
 
 class SingleTaskModel(Strict):
@@ -363,6 +397,9 @@ def describe_validation_error(error: ValidationError, prefix: str = "") -> str:
         elif problem["type"] == "extra_forbidden":
             message = f"unknown key {problem['loc'][-1]!r} (misspelt, or not supported here; docs/pipeline.md lists the keys)"
         shown = "" if problem["type"] in ("missing", "value_error") else f" (got {problem['input']!r})"
+        if message.startswith("["):  # block_problems: keys inside the list, e.g. [3].branches[0]
+            lines += [f"{path}{part}" for part in message.split("; ")]
+            continue
         lines.append(f"{path}: {message}{shown}" if path else message)
     return "; ".join(dict.fromkeys(lines))
 
