@@ -26,7 +26,10 @@ SCORE_COLUMNS = {
     "loss": "test_loss",
 }
 TRAINING_COLUMNS = ("training_time_seconds", "training_cpu_seconds", "parameter_count", "epochs_run")
-TABLE_COLUMNS = ("model", "head", "dataset", "seed", *SCORE_COLUMNS.values(), *TRAINING_COLUMNS)
+# What a model costs to use (cnn_comparison/costs.py); empty for runs evaluated before they were recorded.
+COST_COLUMNS = ("macs_per_image", "model_size_bytes", "test_time_views", "inference_images_per_second")
+TABLE_COLUMNS = ("model", "head", "dataset", "seed", *SCORE_COLUMNS.values(), "expected_calibration_error",
+                 *TRAINING_COLUMNS, *COST_COLUMNS)
 SIGNIFICANCE_LEVEL = 0.05  # p below this: the two models differ beyond seed noise
 DIFFERS, WITHIN_NOISE, CANNOT_TELL = "differs", "within noise", "cannot tell"
 
@@ -111,7 +114,9 @@ def comparison_table(records: Sequence[Mapping]) -> pd.DataFrame:
             rows.append({"model": record["model"], "head": shown_head(record, head) or "", "dataset": scores["dataset"],
                          "seed": record.get("seed"),
                          **{column: scores[key] for key, column in SCORE_COLUMNS.items()},
-                         **{column: record[column] for column in TRAINING_COLUMNS}})
+                         "expected_calibration_error": scores.get("expected_calibration_error"),
+                         **{column: record[column] for column in TRAINING_COLUMNS},
+                         **{column: record.get(column) for column in COST_COLUMNS}})
     return pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
 
 
@@ -129,6 +134,11 @@ def spread_table(table: pd.DataFrame) -> pd.DataFrame:
         training_time_seconds_mean=("training_time_seconds", "mean"),
         training_cpu_seconds_mean=("training_cpu_seconds", "mean"),
         parameter_count=("parameter_count", "first"),
+        expected_calibration_error_mean=("expected_calibration_error", "mean"),
+        macs_per_image=("macs_per_image", "first"),
+        model_size_bytes=("model_size_bytes", "first"),
+        test_time_views=("test_time_views", "first"),
+        inference_images_per_second_mean=("inference_images_per_second", "mean"),
     ).reset_index()
     spread.insert(0, "label", [curve_label(model, head) for model, head in zip(spread["model"], spread["head"])])
     return spread
@@ -236,6 +246,11 @@ def rankings(spread: pd.DataFrame, pairs: pd.DataFrame) -> list[Ranking]:
     return result
 
 
+def number_or_dash(value: Any, form: str, scale: float = 1.0) -> str:
+    """A number in ``form`` (scaled), or – for a value the run did not record."""
+    return "–" if pd.isna(value) else form.format(value * scale)
+
+
 def _mean_and_std(mean: float, std: float, n: int) -> str:
     return f"{mean:.4f} (1 seed)" if n == 1 else f"{mean:.4f} ± {std:.4f}"
 
@@ -280,12 +295,24 @@ def comparison_markdown(spread: pd.DataFrame, pairs: pd.DataFrame, ranking: Sequ
         "training time (s)": spread["training_time_seconds_mean"].map(lambda value: f"{value:,.1f}"),
         "CPU time (s)": spread["training_cpu_seconds_mean"].map(lambda value: f"{value:,.1f}"),
         "parameters": spread["parameter_count"].map(lambda value: f"{value:,}"),
+        "ECE": spread["expected_calibration_error_mean"].map(lambda value: number_or_dash(value, "{:.4f}")),
+        "MMACs": spread["macs_per_image"].map(lambda value: number_or_dash(value, "{:,.1f}", 1e-6)),
+        "size (MB)": spread["model_size_bytes"].map(lambda value: number_or_dash(value, "{:,.2f}", 1e-6)),
+        "images/s": spread["inference_images_per_second_mean"].map(lambda value: number_or_dash(value, "{:,.0f}")),
     })
     if not shown["head"].astype(bool).any():
         shown = shown.drop(columns="head")
     names = [index for index, column in enumerate(shown.columns) if column in ("model", "head", "dataset")]
+    views = {model: int(count) for model, count in zip(spread["model"], spread["test_time_views"])
+             if pd.notna(count) and count > 1}
     lines = [markdown_table(list(shown.columns), shown.values.tolist(), names), "",
-             "Test accuracy and macro F1 over seeds: mean ± sample standard deviation; times are means.", "",
+             "Test accuracy and macro F1 over seeds: mean ± sample standard deviation; times are means. "
+             "What a model costs to use: ECE, the expected calibration error of the top prediction (15 bins); "
+             "MMACs, millions of multiply-accumulates per image (convolutions and dense layers); size of the "
+             "saved model.keras; images/s of one forward pass at batch 256 on the machine that evaluated it "
+             "(host-dependent). – : a run evaluated before these were recorded."
+             + "".join(f" {model} averages {count} test-time views: per prediction, {count}x the MMACs and "
+                       f"1/{count} of the images/s." for model, count in views.items()), "",
              f"Differences beyond seed noise: Welch's t-test on the per-seed test accuracies, "
              f"p < {significance_level:g}, not corrected for multiple comparisons.", ""]
     for dataset, rows in pairs.groupby("dataset", sort=False):

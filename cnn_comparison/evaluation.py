@@ -11,7 +11,8 @@ from sklearn.metrics import (accuracy_score, classification_report, confusion_ma
                              precision_recall_fscore_support)
 
 from cnn_comparison import atomic
-from cnn_comparison.figures import confusion_figure, sample_grid_figure, save_figure
+from cnn_comparison.costs import expected_calibration_error, reliability_bins
+from cnn_comparison.figures import confusion_figure, reliability_figure, sample_grid_figure, save_figure
 from cnn_comparison.layout import (CONFUSION_DIRECTORY, CONFUSION_NORMALIZED_DIRECTORY, FIGURES_DIRECTORY,
                                   REPORTS_DIRECTORY)
 from cnn_comparison.params import ModelSpec
@@ -30,6 +31,7 @@ def classification_metrics(labels: np.ndarray, probabilities: np.ndarray, class_
         "recall_macro": float(recall),
         "f1_macro": float(f1),
         "loss": float(log_loss(labels, np.clip(probabilities, 1e-7, 1.0), labels=class_indices)),
+        "expected_calibration_error": expected_calibration_error(probabilities, labels),
         "samples": int(len(labels)),
     }
 
@@ -89,7 +91,7 @@ def predict_heads(model: keras.Model, images_by_head: Mapping[str, np.ndarray],
     return probabilities
 
 
-def metrics_record(spec: ModelSpec, scores: Mapping[str, dict], training: Mapping[str, Any],
+def metrics_record(spec: ModelSpec, scores: Mapping[str, dict], training: Mapping[str, Any], costs: Mapping[str, int],
                    provenance: list[dict]) -> dict:
     """The metrics file of one run, the same shape for every model: test scores per head, what
     training reported, and what produced it. No seconds and no host: those are in the run's timings
@@ -98,15 +100,17 @@ def metrics_record(spec: ModelSpec, scores: Mapping[str, dict], training: Mappin
         head: {**head_scores, "dataset": spec.tasks[head].dataset} for head, head_scores in scores.items()}}
     for key in ("epochs_run", "epoch_of_saved_weights", "parameter_count"):
         record[key] = training[key]
+    record.update(costs)
     record.update(seed=spec.seed, provenance=provenance)
     return record
 
 
 def write_head_outputs(directories: Mapping[str, Path], label: str, title: str, figure_title: str,
-                       images: np.ndarray, labels: np.ndarray, predictions: np.ndarray,
+                       images: np.ndarray, labels: np.ndarray, probabilities: np.ndarray,
                        class_names: Sequence[str]) -> str:
     """The text report, DVC confusion-plot CSVs, confusion PNG and sample grid of one head, each in its
     directory of ``directories`` (keyed by the layout's directory names); returns the report."""
+    predictions = probabilities.argmax(axis=1)
     report = report_text(title, labels, predictions, class_names)
     atomic.write_text(directories[REPORTS_DIRECTORY] / f"{label}.txt", report)
     rows = pd.DataFrame(confusion_rows(labels, predictions, class_names)).to_csv(index=False)
@@ -118,4 +122,8 @@ def write_head_outputs(directories: Mapping[str, Path], label: str, title: str, 
                 directories[FIGURES_DIRECTORY] / f"confusion_{label}.png")
     save_figure(sample_grid_figure(images, labels, predictions, class_names),
                 directories[FIGURES_DIRECTORY] / f"samples_{label}.png")
+    bins = reliability_bins(probabilities, labels)
+    save_figure(reliability_figure(bins, expected_calibration_error(probabilities, labels),
+                                   figure_title.replace("test confusion matrix", "reliability on the test set")),
+                directories[FIGURES_DIRECTORY] / f"reliability_{label}.png")
     return report

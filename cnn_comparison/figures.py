@@ -28,6 +28,32 @@ def confusion_figure(matrix: np.ndarray, class_names: Sequence[str], title: str)
     return figure
 
 
+def reliability_figure(bins: Sequence[Mapping], error: float, title: str) -> plt.Figure:
+    """Guo et al.'s reliability diagram: accuracy per confidence bin against the diagonal a calibrated
+    model would follow, with the share of images per bin below."""
+    figure, (top, bottom) = plt.subplots(2, 1, figsize=(6, 7), height_ratios=(3, 1), sharex=True)
+    occupied = [row for row in bins if row["images"]]
+    width = bins[0]["upper"] - bins[0]["lower"] if bins else 1.0
+    top.bar([row["lower"] for row in occupied], [row["accuracy"] for row in occupied], width=width, align="edge",
+            edgecolor="black", label="accuracy")
+    top.bar([row["lower"] for row in occupied], [row["confidence"] - row["accuracy"] for row in occupied],
+            bottom=[row["accuracy"] for row in occupied], width=width, align="edge", color="red", alpha=0.3,
+            label="gap to the mean confidence")
+    top.plot([0, 1], [0, 1], linestyle="--", color="gray", label="calibrated")
+    top.set_ylim(0, 1)
+    top.set_ylabel("Accuracy")
+    top.set_title(f"{title}\nexpected calibration error {error:.4f} ({len(bins)} bins)")
+    top.legend(loc="upper left")
+    total = sum(row["images"] for row in bins) or 1
+    bottom.bar([row["lower"] for row in bins], [row["images"] / total for row in bins], width=width, align="edge",
+               edgecolor="black")
+    bottom.set_xlim(0, 1)
+    bottom.set_xlabel("Confidence of the top prediction")
+    bottom.set_ylabel("Share of images")
+    figure.tight_layout()
+    return figure
+
+
 def sample_grid_figure(images: np.ndarray, labels: np.ndarray, predictions: np.ndarray,
                        class_names: Sequence[str], count: int = 9) -> plt.Figure:
     """The report's 3x3 grid of test images titled "GT: x, Pred: y"."""

@@ -97,7 +97,7 @@ def read_run(run_dir: Path) -> dict:
     timings_path = run_dir / TIMINGS_FILE
     timings = json.loads(timings_path.read_text()) if timings_path.is_file() else {}
     for key in ("training_time_seconds", "training_cpu_seconds", "evaluation_time_seconds",
-                "elapsed_wall_seconds", "elapsed_cpu_seconds"):
+                "elapsed_wall_seconds", "elapsed_cpu_seconds", "inference_images_per_second"):
         record[key] = timings.get(key)
     return record
 

@@ -20,7 +20,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from cnn_comparison.comparison import (DIFFERS, WITHIN_NOISE, comparison_table, curve_label, markdown_table,
+from cnn_comparison.comparison import (COST_COLUMNS, DIFFERS, TABLE_COLUMNS, number_or_dash, WITHIN_NOISE, comparison_table, curve_label, markdown_table,
                                        pairwise_tests, spread_table)
 from cnn_comparison.layout import METRICS_FILE, read_run, run_directory
 from cnn_comparison.params import CpuShareTarget, MultitaskModel, Params
@@ -139,10 +139,11 @@ def current_aggregate(runs: StudyRuns, plots_root: Path) -> pd.DataFrame | None:
     path = Path(plots_root) / runs.study / AGGREGATE_TABLE
     if not runs.complete or not path.is_file():
         return None
-    aggregate = pd.read_csv(path, dtype={"model": str, "head": str, "dataset": str}, keep_default_na=False)
+    aggregate = pd.read_csv(path, dtype={"model": str, "head": str, "dataset": str}, keep_default_na=False,
+                            na_values={column: [""] for column in ("expected_calibration_error", *COST_COLUMNS)})
     expected = runs.table()
     keys = ["model", "head", "seed"]
-    if len(aggregate) != len(expected) or not set(keys + ["test_accuracy", "f1"]) <= set(aggregate.columns):
+    if len(aggregate) != len(expected) or not set(TABLE_COLUMNS) <= set(aggregate.columns):
         return None
     try:
         aggregate["seed"] = aggregate["seed"].astype(int)
@@ -210,7 +211,7 @@ def reference_section(params: Params, runs: StudyRuns, reference: Mapping[str, M
                       plots_root: Path) -> str:
     """One row per model of the reference study: mean ± std over its full-data seeds beside the report's numbers."""
     header = ("model", "test accuracy", "seeds", "reference", "gap (pp)", "macro F1", "epochs", "reference epochs",
-              "CPU time (s)")
+              "CPU time (s)", "ECE", "MMACs", "size (MB)", "images/s")
     reference_epochs = params.report.reference.epochs
     spread = runs.spread()
     rows = []
@@ -219,7 +220,8 @@ def reference_section(params: Params, runs: StudyRuns, reference: Mapping[str, M
         epochs = str(reference_epochs.get(model, ""))
         seeds = runs.seeds_of(model)
         if not seeds:
-            rows.append([f"`{model}`", NOT_RETRAINED, seeds_cell(runs, model), reference_accuracy, "", "", "", epochs, ""])
+            rows.append([f"`{model}`", NOT_RETRAINED, seeds_cell(runs, model), reference_accuracy, "", "", "", epochs, "",
+                         "", "", "", ""])
             continue
         row = spread[model]
         count = int(row["n"])
@@ -229,7 +231,10 @@ def reference_section(params: Params, runs: StudyRuns, reference: Mapping[str, M
             points(row["test_accuracy_mean"] - float(reference_accuracy)) if reference_accuracy else "",
             mean_and_std(row["f1_mean"], row["f1_std"], count),
             epochs_range([runs.records[model, seed]["epochs_run"] for seed in seeds]), epochs,
-            f"{row['training_cpu_seconds_mean']:,.0f}"])
+            f"{row['training_cpu_seconds_mean']:,.0f}",
+            number_or_dash(row["expected_calibration_error_mean"], "{:.4f}"),
+            number_or_dash(row["macs_per_image"], "{:,.1f}", 1e-6), number_or_dash(row["model_size_bytes"], "{:,.2f}", 1e-6),
+            number_or_dash(row["inference_images_per_second_mean"], "{:,.0f}")])
     lines = [markdown_table(header, rows), ""]
     if current_aggregate(runs, plots_root) is not None:
         lines += best_model_lines(plots_root, runs.study)

@@ -8,8 +8,11 @@ metrics.json, a copy of the training log in live/ (so the git-tracked results ho
 aggregate draws, and no model is needed to draw them), timings.json (training's and evaluation's
 seconds, and the machines: the one file that differs between reruns) and, per head (named after its
 task, or the dataset of a single-task model), reports/<head>.txt, confusion/<head>.csv and
-confusion_normalized/<head>.csv (DVC confusion plots), figures/confusion_<head>.png and
-figures/samples_<head>.png. The directory is built aside and replaces the previous one in one step,
+confusion_normalized/<head>.csv (DVC confusion plots), figures/confusion_<head>.png,
+figures/samples_<head>.png and figures/reliability_<head>.png (calibration). metrics.json also holds
+what the model costs to use: multiply-accumulates per image, the saved model's size and its
+test-time views; its images/s at batch 256 (median of 7 batches after 2 of warm-up) depend on the
+host and go to timings.json. The directory is built aside and replaces the previous one in one step,
 so a failure leaves the previous results as they were.
 """
 from __future__ import annotations
@@ -24,6 +27,8 @@ from pathlib import Path
 from cnn_comparison.console import readable_stage_output, run_stage
 from cnn_comparison.layout import current_stage, parse_stage
 from cnn_comparison.params import load_params, model_spec, validated
+
+INFERENCE_BATCH_SIZE = 256
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,11 +48,14 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     readable_stage_output()  # TensorFlow loads here, quietly
     import keras
+    import numpy as np
 
     from cnn_comparison import atomic
+    from cnn_comparison.costs import images_per_second, multiply_accumulates
     from cnn_comparison.arrays import load_arrays
     from cnn_comparison.determinism import determinism_settings, make_deterministic
-    from cnn_comparison.evaluation import classification_metrics, metrics_record, predict_heads, write_head_outputs
+    from cnn_comparison.evaluation import (classification_metrics, metrics_record, predict_heads, test_time_views,
+                                           write_head_outputs)
     from cnn_comparison.layout import (EVALUATION_DIRECTORIES, LIVE_DIRECTORY, METRICS_FILE, MODEL_FILE, TIMINGS_FILE,
                                        data_directories, run_directory, stage_name)
     from cnn_comparison.limits import capped_test
@@ -88,13 +96,21 @@ def main(argv: list[str] | None = None) -> int:
             figure_title = (f"{spec.name} seed {spec.seed}" + ("" if len(spec.tasks) == 1 else f", {head} head")
                             + ": test confusion matrix")
             print(write_head_outputs(outputs, head, task.report_title, figure_title, images,
-                                     labels, probabilities[head].argmax(axis=1), class_names))
+                                     labels, probabilities[head], class_names))
         training_runtime = (training.get("provenance") or [None])[0]
-        record = metrics_record(spec, scores, training,
+        first_images = next(iter(test_sets.values()))[0]
+        costs = {"macs_per_image": multiply_accumulates(model), "model_size_bytes": model_path.stat().st_size,
+                 "test_time_views": len(test_time_views(first_images[:1], spec.recipe.test_time_flip,
+                                                        spec.recipe.test_time_shift))}
+        record = metrics_record(spec, scores, training, costs,
                                 provenance(params, spec.name, spec.seed, training_runtime, runtime(determinism_settings())))
         atomic.write_json(staged / METRICS_FILE, record)
+        # One forward pass on a batch of 256 test images (repeated when the limits leave fewer).
+        batch = np.resize(first_images, (INFERENCE_BATCH_SIZE, *first_images.shape[1:]))
         timings = {key: value for key, value in training_timings.items() if key != "machine"}
         timings.update(evaluation_time_seconds=round(time.perf_counter() - start, 2),
+                       inference_images_per_second=images_per_second(model.predict_on_batch, batch),
+                       inference_batch_size=INFERENCE_BATCH_SIZE,
                        machine={"training": training_timings.get("machine"), "evaluation": machine()})
         atomic.write_json(staged / TIMINGS_FILE, timings)
     print(f"[evaluate {spec.name} seed {spec.seed}] " + ", ".join(

@@ -103,12 +103,14 @@ def test_results_of_every_run_are_sane(project, run_params):
             assert list(confusion.columns) == ["actual", "predicted"] and len(confusion) == LIMITS["max_eval_samples"]
             assert (run_dir / "confusion_normalized" / f"{task}.csv").read_text() == (
                 run_dir / "confusion" / f"{task}.csv").read_text()
-            for png in (f"confusion_{task}.png", f"samples_{task}.png"):
+            assert 0.0 <= scores["expected_calibration_error"] <= 1.0
+            for png in (f"confusion_{task}.png", f"samples_{task}.png", f"reliability_{task}.png"):
                 assert (run_dir / "figures" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert metrics["epochs_run"] == 1 and metrics["epoch_of_saved_weights"] == 1 and metrics["seed"] == seed
         timings = json.loads((run_dir / "timings.json").read_text())
         assert timings["training_time_seconds"] > 0 and timings["training_cpu_seconds"] > 0
         assert len(timings["elapsed_cpu_seconds"]) == 1 and timings["machine"]["evaluation"]["cpu_count"] >= 1
+        assert timings["inference_images_per_second"] > 0 and timings["inference_batch_size"] == 256
         provenance = metrics["provenance"][0]
         # the validated params, defaults filled in: what the run actually used
         assert provenance["params"] == validated(run_params).models[name].model_dump(mode="json")
@@ -116,7 +118,8 @@ def test_results_of_every_run_are_sane(project, run_params):
         assert provenance["training"]["determinism"]["op_determinism"] is True
         assert provenance["library_versions"]["tensorflow"].startswith("2.")
         training_dir = work / "models" / study / name / f"seed_{seed}"
-        assert (training_dir / "model.keras").stat().st_size > 0
+        assert (training_dir / "model.keras").stat().st_size == metrics["model_size_bytes"] > 0
+        assert metrics["macs_per_image"] > metrics["parameter_count"] / 2 and metrics["test_time_views"] >= 1
         # The results hold a copy of the training log, so curves need no model or DVC cache.
         assert (run_dir / "live" / "metrics.json").read_bytes() == (training_dir / "live" / "metrics.json").read_bytes()
         assert not (run_dir / "model.keras").exists()
@@ -129,6 +132,11 @@ def test_each_study_has_its_own_comparison_over_its_seeds(project, run_params):
     assert list(table["model"]) == study_models(run_params, "fashion_cnns")  # no MNIST models here
     assert "Best model on fashion: **" in (fashion / "table.md").read_text()
     assert "single draw" in (fashion / "table.md").read_text()  # one seed: no claim beyond noise
+    # What each model costs to use, for every run (each has a model here): no cell left empty.
+    first_table = (fashion / "table.md").read_text().split("\n\n")[0]
+    header, _, *rows = first_table.splitlines()
+    assert [cell.strip() for cell in header.strip("|").split("|")][-4:] == ["ECE", "MMACs", "size (MB)", "images/s"]
+    assert len(rows) == len(study_models(run_params, "fashion_cnns")) and not any("–" in row for row in rows)
     curves = pd.read_csv(fashion / "validation_accuracy.csv")
     assert list(curves.columns) == ["epoch", "model", "validation_accuracy"]
     assert sorted(curves["model"]) == sorted(study_models(run_params, "fashion_cnns")) and set(curves["epoch"]) == {1}

@@ -48,7 +48,7 @@ def record(model: str, seed: int, accuracy: float | dict[str, tuple[float, str]]
     return {**common, "heads": {dataset: scores(accuracy, dataset)}}
 
 
-TIME_KEYS = ("training_time_seconds", "training_cpu_seconds", "evaluation_time_seconds")
+TIME_KEYS = ("training_time_seconds", "training_cpu_seconds", "evaluation_time_seconds", "inference_images_per_second")
 
 
 def write_record(results: Path, study: str, metrics: dict) -> Path:
@@ -153,17 +153,23 @@ def test_a_metrics_file_of_another_run_than_its_path_is_an_error(tmp_path):
 def test_cnn_rows_are_means_over_full_data_seeds_and_not_retrained_otherwise(tmp_path):
     _, params = params_with_seeds(fashion_cnns=[42, 43])
     results = tmp_path / "metrics"
-    write_record(results, CNN_STUDY, record("fmnist_5", 42, 0.93, epochs=30))
-    write_record(results, CNN_STUDY, record("fmnist_5", 43, 0.94, epochs=35))
-    write_record(results, CNN_STUDY, record("fmnist_own", 42, 0.935))
+    for seed, accuracy, epochs, calibration, speed in ((42, 0.93, 30, 0.02, 1500.0), (43, 0.94, 35, 0.03, 1700.0)):
+        costed = record("fmnist_5", seed, accuracy, epochs=epochs)
+        costed["heads"]["fashion"]["expected_calibration_error"] = calibration
+        costed.update(macs_per_image=12_345_678, model_size_bytes=3_210_000, test_time_views=1,
+                      inference_images_per_second=speed)
+        write_record(results, CNN_STUDY, costed)
+    write_record(results, CNN_STUDY, record("fmnist_own", 42, 0.935))  # evaluated before costs were recorded
     write_record(results, CNN_STUDY, record("fmnist_own", 43, 0.5, limits={**FULL, "max_epochs": 1}))
     rows = {row[0]: row for row in table_rows(render(params, tmp_path)["reference"])}
     assert list(rows) == [f"`{model}`" for model in params.studies[CNN_STUDY].models]
-    # mean ± sample std; gap to the report's 0.9305; epochs as a range; mean CPU seconds
+    # mean ± sample std; gap to the report's 0.9305; epochs as a range; mean CPU seconds; mean ECE, MMACs,
+    # size in MB, mean images/s
     assert rows["`fmnist_5`"] == ["`fmnist_5`", "0.9350 ± 0.0071", "2 of 2", "0.9305", "+0.45", "0.9340 ± 0.0071",
-                                  "30–35", "50", "192"]
+                                  "30–35", "50", "192", "0.0250", "12.3", "3.21", "1,600"]
     assert rows["`fmnist_own`"][1:4] == ["0.9350", "1 of 2", ""]  # the limited seed does not count
-    assert rows["`fmnist_1`"] == ["`fmnist_1`", NOT_RETRAINED, "0 of 2", "0.9201", "", "", "", "10", ""]
+    assert rows["`fmnist_own`"][-4:] == ["–"] * 4
+    assert rows["`fmnist_1`"] == ["`fmnist_1`", NOT_RETRAINED, "0 of 2", "0.9201", "", "", "", "10", "", "", "", "", ""]
     assert "3 of the 14 declared runs of `fashion_cnns`" in render(params, tmp_path)["reference"]
 
 
