@@ -32,7 +32,8 @@ from cnn_comparison.params import NAME_PATTERN
 from cnn_comparison.report import AGGREGATE_TABLE
 
 RUN_PATTERN = re.compile(r"^(?P<study>[^@]+)@(?P<model>.+)-(?P<seed>\d+)$")
-TIME_COLUMNS = {"training_time_seconds", "training_cpu_seconds", "evaluation_time_seconds"}
+# Columns that hold seconds or a host's speed (from timings.json): they differ between reruns.
+TIME_COLUMNS = {"training_time_seconds", "training_cpu_seconds", "evaluation_time_seconds", "inference_images_per_second"}
 
 
 def parse_run(text: str) -> tuple[str, str, int]:
