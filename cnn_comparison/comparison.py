@@ -251,6 +251,17 @@ def number_or_dash(value: Any, form: str, scale: float = 1.0) -> str:
     return "–" if pd.isna(value) else form.format(value * scale)
 
 
+COST_HEADERS = ("ECE", "MMACs", "size (MB)", "images/s")
+
+
+def cost_cells(row: Mapping[str, Any]) -> list[str]:
+    """The COST_HEADERS cells of one row of ``spread_table``."""
+    return [number_or_dash(row["expected_calibration_error_mean"], "{:.4f}"),
+            number_or_dash(row["macs_per_image"], "{:,.1f}", 1e-6),
+            number_or_dash(row["model_size_bytes"], "{:,.2f}", 1e-6),
+            number_or_dash(row["inference_images_per_second_mean"], "{:,.0f}")]
+
+
 def _mean_and_std(mean: float, std: float, n: int) -> str:
     return f"{mean:.4f} (1 seed)" if n == 1 else f"{mean:.4f} ± {std:.4f}"
 
@@ -284,6 +295,7 @@ def best_model_line(ranking: Ranking, spread: pd.DataFrame) -> str:
 def comparison_markdown(spread: pd.DataFrame, pairs: pd.DataFrame, ranking: Sequence[Ranking],
                         significance_level: float = SIGNIFICANCE_LEVEL) -> str:
     """table.md: the spread per model, which pairs differ beyond seed noise, the best per dataset."""
+    costs = [cost_cells(row) for row in spread.to_dict("records")]
     shown = pd.DataFrame({
         "model": spread["model"], "head": spread["head"], "dataset": spread["dataset"],
         "test accuracy": [_mean_and_std(*values) for values in
@@ -295,10 +307,7 @@ def comparison_markdown(spread: pd.DataFrame, pairs: pd.DataFrame, ranking: Sequ
         "training time (s)": spread["training_time_seconds_mean"].map(lambda value: f"{value:,.1f}"),
         "CPU time (s)": spread["training_cpu_seconds_mean"].map(lambda value: f"{value:,.1f}"),
         "parameters": spread["parameter_count"].map(lambda value: f"{value:,}"),
-        "ECE": spread["expected_calibration_error_mean"].map(lambda value: number_or_dash(value, "{:.4f}")),
-        "MMACs": spread["macs_per_image"].map(lambda value: number_or_dash(value, "{:,.1f}", 1e-6)),
-        "size (MB)": spread["model_size_bytes"].map(lambda value: number_or_dash(value, "{:,.2f}", 1e-6)),
-        "images/s": spread["inference_images_per_second_mean"].map(lambda value: number_or_dash(value, "{:,.0f}")),
+        **{header: [cells[index] for cells in costs] for index, header in enumerate(COST_HEADERS)},
     })
     if not shown["head"].astype(bool).any():
         shown = shown.drop(columns="head")

@@ -30,7 +30,9 @@ EVALUATION_DIRECTORIES = (LIVE_DIRECTORY, REPORTS_DIRECTORY, CONFUSION_DIRECTORY
 
 
 TIMINGS_FILE = "timings.json"  # wall and CPU seconds, host: the one file of a run that differs between reruns
-SCHEMA_FILE = "params.schema.json"  # written by the check_params stage, which every other stage waits for
+# What read_run takes from TIMINGS_FILE: numbers that differ between reruns of the same run.
+TIMED_KEYS = ("training_time_seconds", "training_cpu_seconds", "evaluation_time_seconds", "elapsed_wall_seconds",
+              "elapsed_cpu_seconds", "inference_images_per_second")
 RUN_STEPS = ("train", "evaluate")  # per run: `<step>_<study>@<model>-<seed>`
 GROUP_STEPS = ("download", "prepare", "split", "aggregate")  # per dataset or study: `<step>@<name>`
 
@@ -50,8 +52,9 @@ class Stage:
     seed: int | None = None
 
 
-def current_stage(given: str | None) -> str:
-    """The stage's name: ``--stage``, or what DVC sets in ``DVC_STAGE`` for every command it runs.
+def current_stage(given: str | None, step: str) -> Stage:
+    """The running ``step`` stage: ``--stage`` (``given``), or the name DVC sets in ``DVC_STAGE`` for
+    every command it runs.
 
     dvc.yaml's commands are constant strings: a name from params.yaml never passes through the
     shell DVC runs them with; the stage learns which model, seed or dataset it is from here.
@@ -60,7 +63,7 @@ def current_stage(given: str | None) -> str:
     if not name:
         raise ValueError("no stage given: run it with `dvc repro <stage>` (DVC names it in DVC_STAGE) or pass "
                          "--stage, e.g. --stage train_fashion_cnns@fmnist_3-42")
-    return name
+    return parse_stage(name, step)
 
 
 def parse_stage(name: str, step: str) -> Stage:
@@ -96,8 +99,7 @@ def read_run(run_dir: Path) -> dict:
     record = json.loads((run_dir / METRICS_FILE).read_text())
     timings_path = run_dir / TIMINGS_FILE
     timings = json.loads(timings_path.read_text()) if timings_path.is_file() else {}
-    for key in ("training_time_seconds", "training_cpu_seconds", "evaluation_time_seconds",
-                "elapsed_wall_seconds", "elapsed_cpu_seconds", "inference_images_per_second"):
+    for key in TIMED_KEYS:
         record[key] = timings.get(key)
     return record
 

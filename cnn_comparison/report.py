@@ -20,7 +20,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from cnn_comparison.comparison import (COST_COLUMNS, DIFFERS, TABLE_COLUMNS, number_or_dash, WITHIN_NOISE, comparison_table, curve_label, markdown_table,
+from cnn_comparison.comparison import (COST_COLUMNS, COST_HEADERS, DIFFERS, TABLE_COLUMNS, cost_cells, WITHIN_NOISE, comparison_table, curve_label, markdown_table,
                                        pairwise_tests, spread_table)
 from cnn_comparison.layout import METRICS_FILE, read_run, run_directory
 from cnn_comparison.params import CpuShareTarget, MultitaskModel, Params
@@ -211,7 +211,7 @@ def reference_section(params: Params, runs: StudyRuns, reference: Mapping[str, M
                       plots_root: Path) -> str:
     """One row per model of the reference study: mean ± std over its full-data seeds beside the report's numbers."""
     header = ("model", "test accuracy", "seeds", "reference", "gap (pp)", "macro F1", "epochs", "reference epochs",
-              "CPU time (s)", "ECE", "MMACs", "size (MB)", "images/s")
+              "CPU time (s)", *COST_HEADERS)
     reference_epochs = params.report.reference.epochs
     spread = runs.spread()
     rows = []
@@ -221,7 +221,7 @@ def reference_section(params: Params, runs: StudyRuns, reference: Mapping[str, M
         seeds = runs.seeds_of(model)
         if not seeds:
             rows.append([f"`{model}`", NOT_RETRAINED, seeds_cell(runs, model), reference_accuracy, "", "", "", epochs, "",
-                         "", "", "", ""])
+                         *[""] * len(COST_HEADERS)])
             continue
         row = spread[model]
         count = int(row["n"])
@@ -231,10 +231,7 @@ def reference_section(params: Params, runs: StudyRuns, reference: Mapping[str, M
             points(row["test_accuracy_mean"] - float(reference_accuracy)) if reference_accuracy else "",
             mean_and_std(row["f1_mean"], row["f1_std"], count),
             epochs_range([runs.records[model, seed]["epochs_run"] for seed in seeds]), epochs,
-            f"{row['training_cpu_seconds_mean']:,.0f}",
-            number_or_dash(row["expected_calibration_error_mean"], "{:.4f}"),
-            number_or_dash(row["macs_per_image"], "{:,.1f}", 1e-6), number_or_dash(row["model_size_bytes"], "{:,.2f}", 1e-6),
-            number_or_dash(row["inference_images_per_second_mean"], "{:,.0f}")])
+            f"{row['training_cpu_seconds_mean']:,.0f}", *cost_cells(row)])
     lines = [markdown_table(header, rows), ""]
     if current_aggregate(runs, plots_root) is not None:
         lines += best_model_lines(plots_root, runs.study)

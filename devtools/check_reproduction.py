@@ -27,13 +27,12 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from cnn_comparison.layout import TIMINGS_FILE, stage_name
+from cnn_comparison.layout import TIMED_KEYS, TIMINGS_FILE, stage_name
 from cnn_comparison.params import NAME_PATTERN
 from cnn_comparison.report import AGGREGATE_TABLE
 
 RUN_PATTERN = re.compile(r"^(?P<study>[^@]+)@(?P<model>.+)-(?P<seed>\d+)$")
-# Columns that hold seconds or a host's speed (from timings.json): they differ between reruns.
-TIME_COLUMNS = {"training_time_seconds", "training_cpu_seconds", "evaluation_time_seconds", "inference_images_per_second"}
+TIME_COLUMNS = set(TIMED_KEYS)  # seconds and a host's speed, from timings.json: they differ between reruns
 
 
 def parse_run(text: str) -> tuple[str, str, int]:

@@ -38,7 +38,7 @@ from cnn_comparison.comparison import (accuracy_by_time, check_runs, comparison_
                                        wide_history)
 from cnn_comparison.console import run_stage
 from cnn_comparison.figures import accuracy_bars_figure, accuracy_by_time_figure, curves_figure, save_figure
-from cnn_comparison.layout import LIVE_DIRECTORY, METRICS_FILE, current_stage, parse_stage, read_run, run_directory
+from cnn_comparison.layout import LIVE_DIRECTORY, METRICS_FILE, current_stage, read_run, run_directory
 from cnn_comparison.params import load_params, validated
 
 
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     arguments = parser.parse_args(argv)
     try:
         studies = validated(load_params(arguments.params)).studies
-        study_name = parse_stage(current_stage(arguments.stage), "aggregate").group
+        study_name = current_stage(arguments.stage, "aggregate").group
         if study_name not in studies:
             raise ValueError(f"no study {study_name!r} under 'studies'; known: {sorted(studies)}")
     except (FileNotFoundError, ValueError) as error:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from cnn_comparison.atomic import staged_path
 from cnn_comparison.console import run_stage
-from cnn_comparison.layout import current_stage, parse_stage
+from cnn_comparison.layout import current_stage
 from cnn_comparison.params import dataset_entry, load_params, validated
 from cnn_comparison.sources import NoVerifiedSource, acquire
 
@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--params", default="params.yaml")
     arguments = parser.parse_args(argv)
     try:  # the whole file is checked first
-        dataset = parse_stage(current_stage(arguments.stage), "download").group
+        dataset = current_stage(arguments.stage, "download").group
         entry = dataset_entry(validated(load_params(arguments.params)), dataset)
     except ValueError as error:
         print(f"error: {arguments.params}: {error}", file=sys.stderr)

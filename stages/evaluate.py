@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from cnn_comparison.console import readable_stage_output, run_stage
-from cnn_comparison.layout import current_stage, parse_stage
+from cnn_comparison.layout import current_stage
 from cnn_comparison.params import load_params, model_spec, validated
 
 INFERENCE_BATCH_SIZE = 256
@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     arguments = parser.parse_args(argv)
     try:
         params = validated(load_params(arguments.params))
-        stage = parse_stage(current_stage(arguments.stage), "evaluate")
+        stage = current_stage(arguments.stage, "evaluate")
         spec = model_spec(params, stage.model, stage.seed, stage.group)
     except ValueError as error:  # before TensorFlow's import, which takes seconds
         print(f"error: {arguments.params}: {error}", file=sys.stderr)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from cnn_comparison.arrays import save_arrays
 from cnn_comparison.console import run_stage
-from cnn_comparison.layout import current_stage, parse_stage
+from cnn_comparison.layout import current_stage
 from cnn_comparison.idx import IdxFormatError
 from cnn_comparison.params import FILE_KEYS, dataset_entry, load_params, validated
 from cnn_comparison.preparation import prepare
@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     try:
         params = validated(load_params(arguments.params))
-        dataset = parse_stage(current_stage(arguments.stage), "prepare").group
+        dataset = current_stage(arguments.stage, "prepare").group
         files = dataset_entry(params, dataset).files
     except ValueError as error:
         print(f"error: {arguments.params}: {error}", file=sys.stderr)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from cnn_comparison.arrays import load_arrays, save_arrays
 from cnn_comparison.console import run_stage
-from cnn_comparison.layout import current_stage, parse_stage
+from cnn_comparison.layout import current_stage
 from cnn_comparison.params import dataset_entry, load_params, validated
 from cnn_comparison.preparation import split_train_validation
 
@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     try:
         params = validated(load_params(arguments.params))
-        dataset = parse_stage(current_stage(arguments.stage), "split").group
+        dataset = current_stage(arguments.stage, "split").group
         dataset_entry(params, dataset)
     except ValueError as error:
         print(f"error: {arguments.params}: {error}", file=sys.stderr)

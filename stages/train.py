@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from cnn_comparison.console import readable_stage_output, run_stage
-from cnn_comparison.layout import current_stage, parse_stage
+from cnn_comparison.layout import current_stage
 from cnn_comparison.limits import capped_recipe, capped_split
 from cnn_comparison.params import load_params, model_spec, validated
 
@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     arguments = parser.parse_args(argv)
     try:  # every params problem surfaces here, before data is loaded or a step is run
         params = validated(load_params(arguments.params))
-        stage = parse_stage(current_stage(arguments.stage), "train")
+        stage = current_stage(arguments.stage, "train")
         spec = model_spec(params, stage.model, stage.seed, stage.group)
         recipe = capped_recipe(spec.recipe, params.limits)
     except ValueError as error:  # before TensorFlow's import, which takes seconds
