@@ -28,8 +28,9 @@ SCORE_COLUMNS = {
 TRAINING_COLUMNS = ("training_time_seconds", "training_cpu_seconds", "parameter_count", "epochs_run")
 # What a model costs to use (cnn_comparison/costs.py); empty for runs evaluated before they were recorded.
 COST_COLUMNS = ("macs_per_image", "model_size_bytes", "test_time_views", "inference_images_per_second")
-TABLE_COLUMNS = ("model", "head", "dataset", "seed", *SCORE_COLUMNS.values(), "expected_calibration_error",
-                 *TRAINING_COLUMNS, *COST_COLUMNS)
+# validation_accuracy: of the saved weights, from the run's training log (the aggregate adds it).
+TABLE_COLUMNS = ("model", "head", "dataset", "seed", *SCORE_COLUMNS.values(), "validation_accuracy",
+                 "expected_calibration_error", *TRAINING_COLUMNS, *COST_COLUMNS)
 SIGNIFICANCE_LEVEL = 0.05  # p below this: the two models differ beyond seed noise
 DIFFERS, WITHIN_NOISE, CANNOT_TELL = "differs", "within noise", "cannot tell"
 
@@ -114,6 +115,7 @@ def comparison_table(records: Sequence[Mapping]) -> pd.DataFrame:
             rows.append({"model": record["model"], "head": shown_head(record, head) or "", "dataset": scores["dataset"],
                          "seed": record.get("seed"),
                          **{column: scores[key] for key, column in SCORE_COLUMNS.items()},
+                         "validation_accuracy": float("nan"),  # from the training log: with_validation_accuracy
                          "expected_calibration_error": scores.get("expected_calibration_error"),
                          **{column: record[column] for column in TRAINING_COLUMNS},
                          **{column: record.get(column) for column in COST_COLUMNS}})
@@ -131,6 +133,7 @@ def spread_table(table: pd.DataFrame) -> pd.DataFrame:
         n=("test_accuracy", "size"),
         **{f"{score}_{statistic}": (score, statistic) for score in ("test_accuracy", "f1")
            for statistic in ("mean", "std", "min", "max")},
+        validation_accuracy_mean=("validation_accuracy", "mean"),
         training_time_seconds_mean=("training_time_seconds", "mean"),
         training_cpu_seconds_mean=("training_cpu_seconds", "mean"),
         parameter_count=("parameter_count", "first"),
@@ -159,22 +162,33 @@ def best_models(table: pd.DataFrame) -> dict[str, str]:
     return {dataset: best_model(rows) for dataset, rows in table.groupby("dataset", sort=False)}
 
 
-def _float_or_none(value: float) -> float | None:
-    return None if pd.isna(value) else round(float(value), 6)
+# summary.json, the study's DVC metric: per model (and head) what a person compares, under short
+# keys, since `dvc exp show` names a column by its whole key path (`fmnist_3.accuracy_std`) and
+# a 120-column terminal holds an experiment's changed param and that model's changed columns.
+SUMMARY_KEYS = {
+    "accuracy": "test_accuracy_mean",  # test accuracy, mean over seeds
+    "accuracy_std": "test_accuracy_std",  # its sample std over seeds; null with one seed
+    "seeds": "n",
+    "val_accuracy": "validation_accuracy_mean",  # of the saved weights, mean over seeds: what sweeps rank on
+    "ece": "expected_calibration_error_mean",  # expected calibration error, 15 bins, mean over seeds
+    "mmacs": "macs_per_image",  # millions of multiply-accumulates per image
+    "size_mb": "model_size_bytes",  # the saved model.keras, in MB (10^6 bytes)
+}
+SUMMARY_SCALES = {"mmacs": 1e-6, "size_mb": 1e-6}
+
+
+def _float_or_none(value: float, scale: float = 1.0) -> float | None:
+    return None if value is None or pd.isna(value) else round(float(value) * scale, 6)
 
 
 def summary_metrics(spread: pd.DataFrame) -> dict[str, dict]:
-    """summary.json: per model label, the spread over seeds; nested so `dvc metrics diff` shows
-    keys like ``fmnist_5.test_accuracy.mean``. A std is null for a single seed."""
+    """summary.json: per model label, the SUMMARY_KEYS (null where a run predates a key: no cost
+    recorded, no training log); nested, so `dvc metrics diff` shows ``fmnist_5.accuracy``."""
     summary = {}
     for row in spread.to_dict("records"):
-        summary[row["label"]] = {
-            **{score: {"mean": _float_or_none(row[f"{score}_mean"]), "std": _float_or_none(row[f"{score}_std"]),
-                       "min": _float_or_none(row[f"{score}_min"]), "max": _float_or_none(row[f"{score}_max"]),
-                       "n": int(row["n"])}
-               for score in ("test_accuracy", "f1")},
-            "training_cpu_seconds": {"mean": round(float(row["training_cpu_seconds_mean"]), 2)},
-        }
+        summary[row["label"]] = {key: int(row[column]) if key == "seeds" else
+                                 _float_or_none(row[column], SUMMARY_SCALES.get(key, 1.0))
+                                 for key, column in SUMMARY_KEYS.items()}
     return summary
 
 
@@ -350,6 +364,22 @@ def validation_history(live_dir: str | Path, record: Mapping, metric: str) -> di
     return {curve_label(model, shown_head(record, head)):
             read_live_series(live_dir, f"eval/{metric}" if shown_head(record, head) is None else f"eval/{head}_{metric}")
             for head in heads(record)}
+
+
+def at_saved_epoch(history: Mapping[str, pd.Series], record: Mapping) -> dict[str, float]:
+    """Per curve label, the value at the epoch whose weights were saved (the last epoch for a run
+    from before that was recorded): the validation accuracy a sweep may rank on, unlike the test set's."""
+    epoch = record.get("epoch_of_saved_weights") or record.get("epochs_run")
+    return {label: float(series.get(epoch, float("nan"))) for label, series in history.items()}
+
+
+def with_validation_accuracy(table: pd.DataFrame, saved: Mapping[tuple[str, int], Mapping[str, float]]) -> pd.DataFrame:
+    """``table`` with each row's validation accuracy from ``saved[(model, seed)][label]`` (NaN where
+    the run has no training log)."""
+    table = table.copy()
+    table["validation_accuracy"] = [saved.get((model, seed), {}).get(curve_label(model, head or None), float("nan"))
+                                    for model, head, seed in zip(table["model"], table["head"], table["seed"])]
+    return table
 
 
 ELAPSED_METRICS = ("elapsed_wall_seconds", "elapsed_cpu_seconds")  # per epoch, in a run's timings file

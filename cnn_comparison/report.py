@@ -140,7 +140,8 @@ def current_aggregate(runs: StudyRuns, plots_root: Path) -> pd.DataFrame | None:
     if not runs.complete or not path.is_file():
         return None
     aggregate = pd.read_csv(path, dtype={"model": str, "head": str, "dataset": str}, keep_default_na=False,
-                            na_values={column: [""] for column in ("expected_calibration_error", *COST_COLUMNS)})
+                            na_values={column: [""] for column in ("validation_accuracy", "expected_calibration_error",
+                                                                     *COST_COLUMNS)})
     expected = runs.table()
     keys = ["model", "head", "seed"]
     if len(aggregate) != len(expected) or not set(TABLE_COLUMNS) <= set(aggregate.columns):

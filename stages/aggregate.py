@@ -8,9 +8,11 @@ METRICS_ROOT/<study>/<model>/seed_<seed>/metrics.json, timings.json and live/ (t
 that evaluate copies there; the models are not needed); directories of models or seeds no longer
 declared are ignored. Fails, naming the files, when a declared run is missing, and refuses runs
 made with different `limits`. Writes PLOTS_ROOT/<study>/, built aside and put in place in one step:
-  table.csv          one row per model, head and seed (test scores, times, parameters, epochs)
-  summary.json       per model (and head): mean, std, min, max, n over seeds of test accuracy and
-                     F1, mean CPU seconds (a DVC metric: `dvc metrics diff` compares commits)
+  table.csv          one row per model, head and seed (test scores, validation accuracy of the
+                     saved weights, times, parameters, epochs, costs)
+  summary.json       the study's DVC metric, per model (and head): mean and std of test accuracy
+                     over seeds, n, validation accuracy, calibration error, MMACs and MB
+                     (comparison.SUMMARY_KEYS; `dvc metrics diff` and `dvc exp show` compare them)
   table.md           accuracy as mean ± std per model, Welch's t-test per pair of models on a
                      dataset, and `Best model on <dataset>: **<model>**` with the models it is tied with
   validation_accuracy.csv/.png, validation_loss.csv/.png
@@ -31,11 +33,11 @@ from pathlib import Path
 import pandas as pd
 
 from cnn_comparison import atomic
-from cnn_comparison.comparison import (accuracy_by_time, check_runs, comparison_markdown, comparison_table,
+from cnn_comparison.comparison import (accuracy_by_time, at_saved_epoch, check_runs, comparison_markdown, comparison_table,
                                        curve_datasets, elapsed_history, long_history, mean_over_seeds,
                                        pairwise_tests, rankings, seeded_label, spread_table, summary_metrics,
                                        time_to_accuracy, time_to_accuracy_markdown, validation_history,
-                                       wide_history)
+                                       wide_history, with_validation_accuracy)
 from cnn_comparison.console import run_stage
 from cnn_comparison.figures import accuracy_bars_figure, accuracy_by_time_figure, curves_figure, save_figure
 from cnn_comparison.layout import LIVE_DIRECTORY, METRICS_FILE, current_stage, read_run, run_directory
@@ -80,16 +82,8 @@ def aggregate(study_name: str, study, results_dir: Path, output: Path) -> int:
         print(f"error: study {study_name!r}: {error}", file=sys.stderr)
         raise SystemExit(1) from None
 
-    table = comparison_table([{**record, "seed": seed} for (_, seed), record in records.items()])
-    spread = spread_table(table)
-    pairs = pairwise_tests(table)
-    markdown = comparison_markdown(spread, pairs, rankings(spread, pairs))
-    atomic.write_text(output / "table.csv", table.to_csv(index=False))
-    atomic.write_json(output / "summary.json", summary_metrics(spread))
-    atomic.write_text(output / "table.md", markdown)
-
     curves: dict[str, list[pd.DataFrame]] = {"accuracy": [], "loss": []}
-    timed_runs, without_logs = [], []
+    timed_runs, without_logs, saved = [], [], {}
     for (model, seed), record in records.items():
         live_dir = run_dirs[model, seed] / LIVE_DIRECTORY
         run_label = seeded_label(model, seed) if several_seeds else model
@@ -106,6 +100,17 @@ def aggregate(study_name: str, study, results_dir: Path, output: Path) -> int:
         for metric, series in histories.items():
             curves[metric].append(long_history(series, f"validation_{metric}", seed))
         timed_runs.append(accuracy_by_time(histories["accuracy"], elapsed_history(record), seed, several_seeds))
+        saved[model, seed] = at_saved_epoch(histories["accuracy"], record)
+
+    table = comparison_table([{**record, "seed": seed} for (_, seed), record in records.items()])
+    table = with_validation_accuracy(table, saved)
+    spread = spread_table(table)
+    pairs = pairwise_tests(table)
+    markdown = comparison_markdown(spread, pairs, rankings(spread, pairs))
+    atomic.write_text(output / "table.csv", table.to_csv(index=False))
+    atomic.write_json(output / "summary.json", summary_metrics(spread))
+    atomic.write_text(output / "table.md", markdown)
+
     over_seeds = f", mean over {len(study.seeds)} seeds" if several_seeds else ""
     panel_of = curve_datasets(records)  # one panel per dataset: digits and fashion accuracies differ by 10 points
     for metric, label in (("accuracy", "Validation accuracy"), ("loss", "Validation loss (cross-entropy)")):

@@ -11,9 +11,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from cnn_comparison.comparison import (DIFFERS, WITHIN_NOISE, best_models, check_runs,
+from cnn_comparison.comparison import (DIFFERS, WITHIN_NOISE, at_saved_epoch, best_models, check_runs,
                                        comparison_markdown, comparison_table, long_history, mean_over_seeds,
-                                       pairwise_tests, rankings, spread_table, summary_metrics, welch_p_value)
+                                       pairwise_tests, rankings, spread_table, summary_metrics, welch_p_value,
+                                       with_validation_accuracy)
 from cnn_comparison.layout import run_directory
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -55,6 +56,20 @@ def table_markdown(table: pd.DataFrame) -> str:
     return squeezed(comparison_markdown(spread, pairs, rankings(spread, pairs)))
 
 
+def test_the_validation_accuracy_is_the_saved_epoch_s_for_each_head():
+    history = {"multitask (digits)": pd.Series([0.5, 0.9, 0.8], index=[1, 2, 3]),
+               "multitask (fashion)": pd.Series([0.4, 0.7, 0.6], index=[1, 2, 3])}
+    saved = at_saved_epoch(history, {"epochs_run": 3, "epoch_of_saved_weights": 2})
+    assert saved == {"multitask (digits)": 0.9, "multitask (fashion)": 0.7}
+    assert at_saved_epoch(history, {"epochs_run": 3})["multitask (digits)"] == 0.8  # an older run: its last epoch
+    table = comparison_table([record("multitask", 42, digits=(0.97, "mnist"), fashion=(0.87, "fashion")),
+                              record("multitask", 43, digits=(0.96, "mnist"), fashion=(0.86, "fashion"))])
+    table = with_validation_accuracy(table, {("multitask", 42): saved})
+    assert list(table["validation_accuracy"][:2]) == [0.9, 0.7] and table["validation_accuracy"][2:].isna().all()
+    summary = summary_metrics(spread_table(table))
+    assert summary["multitask (digits)"]["val_accuracy"] == 0.9  # the mean over the seeds that have a log
+
+
 def test_spread_over_seeds_is_mean_sample_std_min_max_and_n():
     table = study_table({"a": [0.90, 0.92, 0.94], "b": [0.88]})
     assert list(table.columns[:4]) == ["model", "head", "dataset", "seed"] and list(table["seed"]) == [40, 41, 42, 40]
@@ -64,10 +79,11 @@ def test_spread_over_seeds_is_mean_sample_std_min_max_and_n():
     assert (spread.loc["a", "test_accuracy_min"], spread.loc["a", "test_accuracy_max"]) == (0.90, 0.94)
     assert spread.loc["a", "training_time_seconds_mean"] == pytest.approx(141.0)
     summary = summary_metrics(spread.reset_index())
-    assert summary["a"]["test_accuracy"] == {"mean": 0.92, "std": 0.02, "min": 0.9, "max": 0.94, "n": 3}
-    assert summary["a"]["f1"]["mean"] == pytest.approx(0.919) and summary["a"]["training_cpu_seconds"] == {"mean": 150.0}
-    assert summary["b"]["test_accuracy"] == {"mean": 0.88, "std": None, "min": 0.88, "max": 0.88, "n": 1}
-    json.dumps(summary, allow_nan=False)  # valid JSON: a single seed's std is null, not NaN
+    # No cost, calibration or training log in these records: null, not NaN (valid JSON).
+    assert summary["a"] == {"accuracy": 0.92, "accuracy_std": 0.02, "seeds": 3, "val_accuracy": None, "ece": None,
+                            "mmacs": None, "size_mb": None}
+    assert summary["b"]["accuracy"] == 0.88 and summary["b"]["accuracy_std"] is None and summary["b"]["seeds"] == 1
+    json.dumps(summary, allow_nan=False)
     markdown = table_markdown(table)
     assert "| a | fashion | 0.9200 ± 0.0200 | 0.9000 | 0.9400 | 3 |" in markdown
     assert "0.8800 (1 seed)" in markdown
@@ -221,7 +237,11 @@ def test_the_stage_writes_every_output(study_tree):
     table = pd.read_csv(out / "table.csv", keep_default_na=False)
     assert sorted(set(table["seed"])) == [1, 2, 3] and set(table["model"]) == set(models)
     summary = json.loads((out / "summary.json").read_text())
-    assert all(entry["test_accuracy"]["n"] == 3 for entry in summary.values())
+    assert all(entry["seeds"] == 3 for entry in summary.values())
+    # Validation accuracy of the saved weights, from each run's log: the run without one has none.
+    logged = table[(table["model"] == models[0]) & (table["seed"] != 2)]
+    assert (logged["validation_accuracy"] != "").all() and set(table[table["seed"] == 2]["model"]) == set(models)
+    assert (table[(table["model"] == models[0]) & (table["seed"] == 2)]["validation_accuracy"] == "").all()
     assert "Best model on " in (out / "table.md").read_text()
     curves = pd.read_csv(out / "validation_accuracy.csv")
     assert list(curves.columns) == ["epoch", "model", "validation_accuracy"] and set(curves["epoch"]) == {1, 2, 3}
