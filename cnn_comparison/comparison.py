@@ -3,7 +3,10 @@
 One training run is one draw: another seed moved test accuracy by up to a few tenths of a point in
 earlier runs, as much as some gaps between models. So every number
 here is over the study's seeds (mean, sample standard deviation, min, max), and two models are
-said to differ only when Welch's t-test on their per-seed test accuracies says so.
+said to differ only when Welch's t-test on their per-seed test accuracies says so. A pair with
+too few seeds for that is compared on the same test images (McNemar's exact test, as Dietterich
+1998 recommends for learners trained once), which measures test-set noise but not training noise.
+Every study's p-values are adjusted with Holm–Bonferroni for the number of pairs it tests.
 """
 from __future__ import annotations
 
@@ -18,6 +21,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from cnn_comparison.layout import CONFUSION_DIRECTORY
+
 SCORE_COLUMNS = {
     "accuracy": "test_accuracy",
     "precision_macro": "precision",
@@ -31,8 +36,9 @@ COST_COLUMNS = ("macs_per_image", "model_size_bytes", "test_time_views", "infere
 # validation_accuracy: of the saved weights, from the run's training log (the aggregate adds it).
 TABLE_COLUMNS = ("model", "head", "dataset", "seed", *SCORE_COLUMNS.values(), "validation_accuracy",
                  "expected_calibration_error", *TRAINING_COLUMNS, *COST_COLUMNS)
-SIGNIFICANCE_LEVEL = 0.05  # p below this: the two models differ beyond seed noise
+SIGNIFICANCE_LEVEL = 0.05  # Holm-adjusted p below this: the two models differ beyond noise
 DIFFERS, WITHIN_NOISE, CANNOT_TELL = "differs", "within noise", "cannot tell"
+WELCH, MCNEMAR = "Welch", "McNemar"  # over seeds; on the same test images (one run each)
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]], left_columns: Sequence[int] = (0,)) -> str:
@@ -208,28 +214,71 @@ def welch_p_value(first: Sequence[float], second: Sequence[float]) -> float:
         return float(stats.ttest_ind(first, second, equal_var=False).pvalue)
 
 
-def pairwise_tests(table: pd.DataFrame, significance_level: float = SIGNIFICANCE_LEVEL) -> pd.DataFrame:
-    """Every pair of models on the same dataset, the better one (by mean) first: the mean
-    difference in test accuracy, Welch's p over seeds, and a verdict: ``differs`` (p below the
-    level), ``within noise``, or ``cannot tell`` when either has fewer than 2 seeds.
+def mcnemar_p_value(first_correct: Sequence[bool], second_correct: Sequence[bool]) -> float:
+    """Two-sided p of McNemar's exact test: of the test images exactly one model gets right, is
+    either model's share different from one half? (binomial; images both get right or wrong say
+    nothing about the difference). 1 when no image tells them apart."""
+    first, second = np.asarray(first_correct, dtype=bool), np.asarray(second_correct, dtype=bool)
+    only_first, only_second = int(np.sum(first & ~second)), int(np.sum(~first & second))
+    if only_first + only_second == 0:
+        return 1.0
+    return float(stats.binomtest(only_first, only_first + only_second, 0.5).pvalue)
 
-    Not corrected for multiple comparisons: with many pairs, some ``differs`` are expected by chance.
+
+def holm_adjusted(p_values: Sequence[float]) -> np.ndarray:
+    """Holm–Bonferroni step-down adjusted p-values (NaN stays NaN and does not count as a test):
+    the k-th smallest of m is multiplied by m - k + 1, made non-decreasing, capped at 1. Rejecting
+    where the adjusted p is below the level keeps the chance of any false "differs" in the family
+    below the level, whatever the tests' dependence."""
+    values = np.asarray(p_values, dtype=float)
+    adjusted = np.full(values.shape, np.nan)
+    tested = np.flatnonzero(~np.isnan(values))
+    order = tested[np.argsort(values[tested], kind="stable")]
+    running = 0.0
+    for rank, index in enumerate(order):
+        running = max(running, min(1.0, (len(order) - rank) * values[index]))
+        adjusted[index] = running
+    return adjusted
+
+
+def pairwise_tests(table: pd.DataFrame, correct: Mapping[tuple[str, int], np.ndarray] | None = None,
+                   significance_level: float = SIGNIFICANCE_LEVEL) -> pd.DataFrame:
+    """Every pair of models on the same dataset, the better one (by mean) first: the mean
+    difference in test accuracy, the test, its p and the Holm-adjusted p over all the table's pairs,
+    and a verdict: ``differs`` (adjusted p below the level), ``within noise``, or ``cannot tell``.
+
+    Welch's t-test over seeds when both have 2 or more; otherwise McNemar's test on the test images
+    of a seed both ran, when ``correct`` (per curve label and seed, whether each test image was
+    classified right, in the test set's order) has both runs on the same images; otherwise no test.
     """
-    columns = ["dataset", "better", "worse", "better_seeds", "worse_seeds", "mean_difference", "p_value", "verdict"]
+    columns = ["dataset", "better", "worse", "better_seeds", "worse_seeds", "mean_difference", "test", "p_value",
+               "adjusted_p_value", "verdict"]
+    correct = correct or {}
     rows = []
     for dataset, rows_of_dataset in table.groupby("dataset", sort=False):
         order = ranked(spread_table(rows_of_dataset))
         labels = [curve_label(model, head) for model, head in zip(rows_of_dataset["model"], rows_of_dataset["head"])]
         accuracies = {label: list(group) for label, group in
                       rows_of_dataset["test_accuracy"].groupby(labels, sort=False)}
+        seeds = {label: list(group) for label, group in rows_of_dataset["seed"].groupby(labels, sort=False)}
         for better, worse in combinations(order.to_dict("records"), 2):
-            p_value = welch_p_value(accuracies[better["label"]], accuracies[worse["label"]])
-            verdict = CANNOT_TELL if np.isnan(p_value) else DIFFERS if p_value < significance_level else WITHIN_NOISE
+            test, p_value = WELCH, welch_p_value(accuracies[better["label"]], accuracies[worse["label"]])
+            if np.isnan(p_value):
+                test, p_value = "", float("nan")
+                for seed in (seed for seed in seeds[better["label"]] if seed in seeds[worse["label"]]):
+                    pair = correct.get((better["label"], seed)), correct.get((worse["label"], seed))
+                    if pair[0] is not None and pair[1] is not None and len(pair[0]) == len(pair[1]):
+                        test, p_value = MCNEMAR, mcnemar_p_value(*pair)
+                        break
             rows.append({"dataset": dataset, "better": better["label"], "worse": worse["label"],
                          "better_seeds": int(better["n"]), "worse_seeds": int(worse["n"]),
                          "mean_difference": better["test_accuracy_mean"] - worse["test_accuracy_mean"],
-                         "p_value": p_value, "verdict": verdict})
-    return pd.DataFrame(rows, columns=columns)
+                         "test": test, "p_value": p_value})
+    pairs = pd.DataFrame(rows, columns=columns[:-2])
+    pairs["adjusted_p_value"] = holm_adjusted(pairs["p_value"]) if len(pairs) else []
+    pairs["verdict"] = [CANNOT_TELL if np.isnan(p) else DIFFERS if p < significance_level else WITHIN_NOISE
+                        for p in pairs["adjusted_p_value"]]
+    return pairs[columns]
 
 
 @dataclass(frozen=True)
@@ -241,12 +290,13 @@ class Ranking:
     best_label: str  # with the head, for the multitask model
     seeds: int
     test_accuracy_mean: float
-    within_noise: tuple[tuple[str, float], ...]  # (label, p): not significantly worse than the best
-    untestable: tuple[str, ...]  # fewer than 2 seeds on either side: no test possible
+    within_noise: tuple[tuple[str, float, str], ...]  # (label, Holm-adjusted p, test): not significantly worse
+    untestable: tuple[str, ...]  # no test possible: too few seeds and no shared test predictions
+    ahead_by: tuple[str, ...] = ()  # the tests behind the models it is ahead of (Welch, McNemar)
 
 
 def rankings(spread: pd.DataFrame, pairs: pd.DataFrame) -> list[Ranking]:
-    """Per dataset, the best by mean test accuracy (ties: mean F1) and its ties in the Welch sense."""
+    """Per dataset, the best by mean test accuracy (ties: mean F1) and its ties after Holm's adjustment."""
     result = []
     for dataset, rows in spread.groupby("dataset", sort=False):
         best = ranked(rows).iloc[0]
@@ -254,9 +304,10 @@ def rankings(spread: pd.DataFrame, pairs: pd.DataFrame) -> list[Ranking]:
         result.append(Ranking(
             dataset=str(dataset), best=str(best["model"]), best_label=str(best["label"]), seeds=int(best["n"]),
             test_accuracy_mean=float(best["test_accuracy_mean"]),
-            within_noise=tuple((row.worse, row.p_value) for row in against_best.itertuples()
+            within_noise=tuple((row.worse, row.adjusted_p_value, row.test) for row in against_best.itertuples()
                                if row.verdict == WITHIN_NOISE),
-            untestable=tuple(row.worse for row in against_best.itertuples() if row.verdict == CANNOT_TELL)))
+            untestable=tuple(row.worse for row in against_best.itertuples() if row.verdict == CANNOT_TELL),
+            ahead_by=tuple(sorted({row.test for row in against_best.itertuples() if row.verdict == DIFFERS}))))
     return result
 
 
@@ -298,12 +349,19 @@ def best_model_line(ranking: Ranking, spread: pd.DataFrame) -> str:
         return f"{line}; the only model on {ranking.dataset}."
     if len(ranking.untestable) == rivals and spread.loc[spread["dataset"] == ranking.dataset, "n"].max() == 1:
         return f"{line}; tied with {', '.join(ranking.untestable)} (one seed each: the ranking is a single draw)."
-    tied = [f"{label} (within seed noise, {_p(p_value)})" for label, p_value in ranking.within_noise]
+    tied = [f"{label} (within {NOISE[test]}, {test} Holm-adjusted {_p(p_value)})"
+            for label, p_value, test in ranking.within_noise]
     if ranking.untestable:
-        tied.append(f"{', '.join(ranking.untestable)} (cannot tell: needs ≥ 2 seeds each)")
+        tied.append(f"{', '.join(ranking.untestable)} (cannot tell: needs ≥ 2 seeds each, or test predictions)")
+    ahead = f"beyond {' and '.join(NOISE[test] for test in ranking.ahead_by) or 'seed noise'}"
+    if MCNEMAR in ranking.ahead_by:
+        ahead += " (McNemar on one run each: training noise not measured)"
     if not tied:
-        return f"{line}; ahead of every other model on {ranking.dataset} beyond seed noise."
-    return f"{line}; tied with {', '.join(tied)}."
+        return f"{line}; ahead of every other model on {ranking.dataset} {ahead}."
+    return f"{line}; tied with {', '.join(tied)}" + (f"; ahead of the others {ahead}." if ranking.ahead_by else ".")
+
+
+NOISE = {WELCH: "seed noise", MCNEMAR: "test-set noise"}
 
 
 def comparison_markdown(spread: pd.DataFrame, pairs: pd.DataFrame, ranking: Sequence[Ranking],
@@ -336,16 +394,49 @@ def comparison_markdown(spread: pd.DataFrame, pairs: pd.DataFrame, ranking: Sequ
              "(host-dependent). – : a run evaluated before these were recorded."
              + "".join(f" {model} averages {count} test-time views: per prediction, {count}x the MMACs and "
                        f"1/{count} of the images/s." for model, count in views.items()), "",
-             f"Differences beyond seed noise: Welch's t-test on the per-seed test accuracies, "
-             f"p < {significance_level:g}, not corrected for multiple comparisons.", ""]
+             f"Differences beyond noise: Welch's t-test on the per-seed test accuracies; where a model has "
+             f"one seed, McNemar's exact test on the same test images (test-set noise only: training noise is "
+             f"not measured). Holm p: adjusted with Holm–Bonferroni over the study's {int(pairs['p_value'].notna().sum())} "
+             f"tested pairs; the two differ when it is below {significance_level:g}.", ""]
     for dataset, rows in pairs.groupby("dataset", sort=False):
-        cells = [[f"{row.better} vs {row.worse}", f"{row.mean_difference:+.4f}",
+        cells = [[f"{row.better} vs {row.worse}", f"{row.mean_difference:+.4f}", row.test or "–",
                   "" if np.isnan(row.p_value) else _p_value(row.p_value),
-                  "cannot tell (needs ≥ 2 seeds each)" if row.verdict == CANNOT_TELL else row.verdict]
+                  "" if np.isnan(row.adjusted_p_value) else _p_value(row.adjusted_p_value),
+                  "cannot tell (needs ≥ 2 seeds each, or test predictions)" if row.verdict == CANNOT_TELL
+                  else row.verdict]
                  for row in rows.itertuples()]
-        lines += [f"On {dataset}:", "", markdown_table(["pair", "mean difference", "p", "verdict"], cells, (0, 3)), ""]
+        lines += [f"On {dataset}:", "", markdown_table(["pair", "mean difference", "test", "p", "Holm p", "verdict"],
+                                                        cells, (0, 2, 5)), ""]
     lines += "\n\n".join(best_model_line(entry, spread) for entry in ranking).splitlines()
     return "\n".join(lines) + "\n"
+
+
+def read_test_predictions(run_dir: str | Path, record: Mapping) -> dict[str, pd.DataFrame]:
+    """Per curve label, the run's test predictions in the test set's order (evaluate's confusion
+    CSVs: one row per test image, ``actual`` and ``predicted``); a head without one is left out."""
+    predictions = {}
+    for head in heads(record):
+        path = Path(run_dir) / CONFUSION_DIRECTORY / f"{head}.csv"
+        if path.is_file():
+            predictions[curve_label(record["model"], shown_head(record, head))] = pd.read_csv(
+                path, dtype=str, keep_default_na=False)
+    return predictions
+
+
+def comparable_correctness(predictions: Mapping[tuple[str, int], pd.DataFrame],
+                           datasets: Mapping[str, str]) -> dict[tuple[str, int], np.ndarray]:
+    """Whether each test image was classified right, per (label, seed), for the runs of each dataset
+    whose test images are the same, in the same order (the same true class sequence), so McNemar's
+    test can pair them image by image. A dataset whose runs saw different images gives none."""
+    by_dataset: dict[str, dict[tuple[str, int], pd.DataFrame]] = {}
+    for (label, seed), frame in predictions.items():
+        by_dataset.setdefault(datasets[label], {})[label, seed] = frame
+    correct = {}
+    for runs in by_dataset.values():
+        actual = [frame["actual"].tolist() for frame in runs.values()]
+        if all(sequence == actual[0] for sequence in actual[1:]):
+            correct.update({run: (frame["actual"] == frame["predicted"]).to_numpy() for run, frame in runs.items()})
+    return correct
 
 
 def read_live_series(live_dir: str | Path, metric: str) -> pd.Series:

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from cnn_comparison.comparison import (COST_COLUMNS, COST_HEADERS, DIFFERS, TABLE_COLUMNS, cost_cells, WITHIN_NOISE, comparison_table, curve_label, markdown_table,
-                                       pairwise_tests, spread_table)
+                                       pairwise_tests, ranked, spread_table)
 from cnn_comparison.layout import METRICS_FILE, read_run, run_directory
 from cnn_comparison.params import CpuShareTarget, MultitaskModel, Params
 
@@ -234,11 +234,38 @@ def reference_section(params: Params, runs: StudyRuns, reference: Mapping[str, M
             epochs_range([runs.records[model, seed]["epochs_run"] for seed in seeds]), epochs,
             f"{row['training_cpu_seconds_mean']:,.0f}", *cost_cells(row)])
     lines = [markdown_table(header, rows), ""]
-    if current_aggregate(runs, plots_root) is not None:
+    aggregate = current_aggregate(runs, plots_root)
+    if aggregate is not None:
         lines += best_model_lines(plots_root, runs.study)
+        lines += ["", reference_ranking_line(reference, aggregate)]
     else:
         lines.append(f"The ranking over seeds (`plots/{runs.study}/table.md`) is not shown yet. {aggregate_status(runs)}")
     return "\n".join(lines)
+
+
+def reference_ranking_line(reference: Mapping[str, Mapping[str, str]], aggregate: pd.DataFrame) -> str:
+    """Whether the report's best model is the best here too, or tied with it, as the aggregate's
+    tests (over seeds, Holm-adjusted) say."""
+    accuracies = {model: float(entry["accuracy"]) for model, entry in reference.items()
+                  if entry.get("accuracy") and model in set(aggregate["model"])}
+    if not accuracies:
+        return ""
+    theirs = max(accuracies, key=accuracies.get)
+    order = list(ranked(spread_table(aggregate))["label"])
+    ours = order[0]
+    said = (f"**The report's ranking** (`{theirs}` best, {accuracies[theirs]:.4f}, one run each): `{theirs}` ranks "
+            f"{order.index(theirs) + 1} of {len(order)} here by mean test accuracy; ")
+    if ours == theirs:
+        return said + "the ranking holds."
+    pair = next(row for row in pairwise_tests(aggregate).itertuples() if (row.better, row.worse) == (ours, theirs))
+    if pair.verdict == WITHIN_NOISE:
+        return (said + f"`{ours}` is ahead by {points(pair.mean_difference)} pp, within seed noise (Holm-adjusted "
+                f"{p_value_text(pair.adjusted_p_value)}), so the report's best is tied for best: the ranking holds "
+                "within noise.")
+    if pair.verdict == DIFFERS:
+        return (said + f"`{ours}` is ahead by {points(pair.mean_difference)} pp beyond seed noise (Holm-adjusted "
+                f"{p_value_text(pair.adjusted_p_value)}): the ranking does not hold.")
+    return said + f"`{ours}` is ahead by {points(pair.mean_difference)} pp; one seed each, so it cannot be tested."
 
 
 def target_section(runs: StudyRuns, target: CpuShareTarget, baseline_runs: StudyRuns) -> str:
@@ -321,7 +348,7 @@ def welch_verdict(aggregate: pd.DataFrame | None, comparison: TaskComparison) ->
             difference = row.mean_difference if row.better == multitask_label else -row.mean_difference
             if row.verdict not in (DIFFERS, WITHIN_NOISE):
                 return f"{points(difference)} pp, {row.verdict} (needs ≥ 2 seeds each)"
-            return f"{points(difference)} pp, {p_value_text(row.p_value)}: {row.verdict}"
+            return f"{points(difference)} pp, Holm-adjusted {p_value_text(row.adjusted_p_value)}: {row.verdict}"
     return ""
 
 

@@ -13,8 +13,10 @@ made with different `limits`. Writes PLOTS_ROOT/<study>/, built aside and put in
   summary.json       the study's DVC metric, per model (and head): mean and std of test accuracy
                      over seeds, n, validation accuracy, calibration error, MMACs and MB
                      (comparison.SUMMARY_KEYS; `dvc metrics diff` and `dvc exp show` compare them)
-  table.md           accuracy as mean ± std per model, Welch's t-test per pair of models on a
-                     dataset, and `Best model on <dataset>: **<model>**` with the models it is tied with
+  table.md           accuracy as mean ± std per model, a test per pair of models on a dataset
+                     (Welch's over seeds; McNemar's on the same test images, from each run's
+                     confusion/<head>.csv, where a model has one seed), Holm-adjusted over the
+                     study's pairs, and `Best model on <dataset>: **<model>**` with its ties
   validation_accuracy.csv/.png, validation_loss.csv/.png
                      per model and epoch, mean over the seeds that reached that epoch
   accuracy_by_time.csv/.png, time_to_accuracy.csv/.md
@@ -33,11 +35,11 @@ from pathlib import Path
 import pandas as pd
 
 from cnn_comparison import atomic
-from cnn_comparison.comparison import (accuracy_by_time, at_saved_epoch, check_runs, comparison_markdown, comparison_table,
+from cnn_comparison.comparison import (accuracy_by_time, at_saved_epoch, check_runs, comparable_correctness, comparison_markdown, comparison_table,
                                        curve_datasets, elapsed_history, long_history, mean_over_seeds,
                                        pairwise_tests, rankings, seeded_label, spread_table, summary_metrics,
                                        time_to_accuracy, time_to_accuracy_markdown, validation_history,
-                                       wide_history, with_validation_accuracy)
+                                       read_test_predictions, wide_history, with_validation_accuracy)
 from cnn_comparison.console import run_stage
 from cnn_comparison.figures import accuracy_bars_figure, accuracy_by_time_figure, curves_figure, save_figure
 from cnn_comparison.layout import LIVE_DIRECTORY, METRICS_FILE, current_stage, read_run, run_directory
@@ -105,7 +107,10 @@ def aggregate(study_name: str, study, results_dir: Path, output: Path) -> int:
     table = comparison_table([{**record, "seed": seed} for (_, seed), record in records.items()])
     table = with_validation_accuracy(table, saved)
     spread = spread_table(table)
-    pairs = pairwise_tests(table)
+    # One run per model leaves no spread to test: McNemar's test on the same test images instead.
+    predictions = {(label, seed): frame for (model, seed), record in records.items()
+                   for label, frame in read_test_predictions(run_dirs[model, seed], record).items()}
+    pairs = pairwise_tests(table, comparable_correctness(predictions, curve_datasets(records)))
     markdown = comparison_markdown(spread, pairs, rankings(spread, pairs))
     atomic.write_text(output / "table.csv", table.to_csv(index=False))
     atomic.write_json(output / "summary.json", summary_metrics(spread))

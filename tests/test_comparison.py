@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from cnn_comparison.comparison import (DIFFERS, WITHIN_NOISE, at_saved_epoch, best_models, check_runs,
+from cnn_comparison.comparison import (DIFFERS, WITHIN_NOISE, at_saved_epoch, best_models, check_runs, holm_adjusted,
+                                       mcnemar_p_value,
                                        comparison_markdown, comparison_table, long_history, mean_over_seeds,
                                        pairwise_tests, rankings, spread_table, summary_metrics, welch_p_value,
                                        with_validation_accuracy)
@@ -106,8 +107,10 @@ def test_the_best_is_tied_with_models_within_seed_noise_and_ahead_of_the_rest():
                          "weak": [0.890, 0.891, 0.889, 0.890]})
     markdown = table_markdown(table)
     best_line = next(line for line in markdown.splitlines() if line.startswith("Best model on fashion: **lucky**"))
-    assert "tied with steady (within seed noise, p = " in best_line and "weak" not in best_line
-    assert "| lucky vs weak | +0.0305 |" in markdown and "| differs |" in markdown
+    assert "tied with steady (within seed noise, Welch Holm-adjusted p = " in best_line and "weak" not in best_line
+    assert best_line.endswith("; ahead of the others beyond seed noise.")
+    assert "| lucky vs weak | +0.0305 | Welch |" in markdown and "| differs |" in markdown
+    assert "Holm–Bonferroni over the study's 3 tested pairs" in markdown
     alone = table_markdown(study_table({"strong": [0.930, 0.931, 0.932], "weak": [0.910, 0.911, 0.909]}))
     assert "Best model on fashion: **strong** (mean test accuracy 0.9310 over 3 seeds); ahead of every other model" in alone
 
@@ -116,10 +119,58 @@ def test_one_seed_each_says_the_ranking_is_a_single_draw():
     markdown = table_markdown(study_table({"a": [0.93], "b": [0.91], "c": [0.92]}))
     assert ("Best model on fashion: **a** (test accuracy 0.9300, 1 seed); tied with c, b "
             "(one seed each: the ranking is a single draw).") in markdown
-    assert "| a vs b | +0.0200 | | cannot tell (needs ≥ 2 seeds each) |" in markdown
+    assert "| a vs b | +0.0200 | – | | | cannot tell (needs ≥ 2 seeds each, or test predictions) |" in markdown
     # A model with one seed next to models with several cannot be tested either; the line says so.
     mixed = table_markdown(study_table({"a": [0.93, 0.931], "b": [0.91], "c": [0.90, 0.901]}))
-    assert "tied with b (cannot tell: needs ≥ 2 seeds each)." in mixed
+    assert ("tied with b (cannot tell: needs ≥ 2 seeds each, or test predictions); ahead of the others beyond "
+            "seed noise.") in mixed
+
+
+def correctness(total: int, right: int, offset: int = 0) -> np.ndarray:
+    """Which of ``total`` test images a run got right: ``right`` of them, starting at ``offset``."""
+    correct = np.zeros(total, dtype=bool)
+    correct[offset:offset + right] = True
+    return correct
+
+
+def test_mcnemar_counts_only_the_images_one_model_gets_right():
+    # 15 images only the first gets right, 5 only the second: binomial(15; 20, 1/2), two-sided.
+    first, second = correctness(100, 70), correctness(100, 60, offset=15)
+    assert mcnemar_p_value(first, second) == pytest.approx(0.041389, abs=1e-6)
+    assert mcnemar_p_value(first, first) == 1.0 and mcnemar_p_value(first, ~first) < 1e-3
+
+
+def test_holm_multiplies_the_kth_smallest_p_by_the_tests_left_and_keeps_the_order():
+    adjusted = holm_adjusted([0.01, 0.04, 0.03, float("nan"), 0.5])
+    assert list(adjusted[[0, 1, 2, 4]]) == pytest.approx([0.04, 0.09, 0.09, 0.5]) and np.isnan(adjusted[3])
+
+
+def test_one_run_each_is_compared_on_the_same_test_images_and_a_clear_gap_is_not_a_tie():
+    """The issue's case: a one-hidden-layer MLP (0.8858) beside fmnist_own (0.9292), one seed each,
+    10,000 test images: 4.3 points is far outside test-set noise."""
+    table = study_table({"fmnist_own": [0.9292], "mlp": [0.8858]})
+    correct = {("fmnist_own", 40): correctness(10000, 9292), ("mlp", 40): correctness(10000, 8858, offset=300)}
+    pairs = pairwise_tests(table, correct)
+    pair = pairs.iloc[0]
+    assert (pair["better"], pair["test"], pair["verdict"]) == ("fmnist_own", "McNemar", DIFFERS)
+    assert pair["p_value"] < 1e-10
+    spread = spread_table(table)
+    markdown = squeezed(comparison_markdown(spread, pairs, rankings(spread, pairs)))
+    assert ("Best model on fashion: **fmnist_own** (test accuracy 0.9292, 1 seed); ahead of every other model on "
+            "fashion beyond test-set noise (McNemar on one run each: training noise not measured).") in markdown
+    assert "| fmnist_own vs mlp | +0.0434 | McNemar | < 0.0001 | < 0.0001 | differs |" in markdown
+
+
+def test_holm_turns_a_lone_small_p_among_several_pairs_into_within_noise():
+    # a vs b alone: p = 0.041 differs; with a third model the family has 3 pairs and it no longer does.
+    correct = {("a", 40): correctness(100, 70), ("b", 40): correctness(100, 60, offset=15)}
+    alone = pairwise_tests(study_table({"a": [0.70], "b": [0.60]}), correct)
+    assert list(alone["verdict"]) == [DIFFERS]
+    correct[("c", 40)] = correctness(100, 69, offset=1)  # one image fewer than a: a vs c has p = 1
+    three = pairwise_tests(study_table({"a": [0.70], "b": [0.60], "c": [0.69]}), correct)
+    pair = three[(three["better"] == "a") & (three["worse"] == "b")].iloc[0]
+    assert pair["p_value"] == pytest.approx(0.041389, abs=1e-6) and pair["adjusted_p_value"] > 0.05
+    assert pair["verdict"] == WITHIN_NOISE
 
 
 def test_multitask_heads_are_ranked_per_dataset():
@@ -252,6 +303,30 @@ def test_the_stage_writes_every_output(study_tree):
     timed = pd.read_csv(out / "accuracy_by_time.csv")
     assert f"{models[0]} (seed 1)" in set(timed["model"]) and missing_log not in set(timed["model"])
     assert list(timed.columns[:3]) == ["epoch", "model", "seed"]
+
+
+def test_with_one_seed_the_stage_compares_runs_on_their_test_predictions(study_tree):
+    """Each run's confusion/<head>.csv (one row per test image, in order) is what McNemar's test pairs."""
+    tmp_path, params = study_tree
+    params["studies"]["dedicated_vs_multitask"]["seeds"] = [1]
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    results = tmp_path / "metrics" / "dedicated_vs_multitask"
+    classes = [str(index % 10) for index in range(1000)]
+    for index, model in enumerate(params["studies"]["dedicated_vs_multitask"]["models"]):
+        directory = run_directory(results, model, 1) / "confusion"
+        directory.mkdir(parents=True)
+        for head, dataset in (("digits", "mnist"), ("fashion", "fashion")) if model == "multitask" else (
+                (params["models"][model]["dataset"], params["models"][model]["dataset"]),):
+            correct = 851 + 10 * index  # the accuracy study_tree gives seed 1, on 1,000 images
+            predicted = classes[:correct] + [str((int(label) + 1) % 10) for label in classes[correct:]]
+            pd.DataFrame({"actual": classes, "predicted": predicted}).to_csv(directory / f"{head}.csv", index=False)
+    result = run_stage(tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    markdown = squeezed((tmp_path / "plots" / "dedicated_vs_multitask" / "table.md").read_text())
+    # 20 images only the multitask model gets right, none the other way: p = 2 / 2^20.
+    assert ("| multitask (digits) vs digits_dedicated | +0.0200 | McNemar | < 0.0001 | < 0.0001 | differs |"
+            in markdown), markdown
+    assert "training noise not measured" in markdown
 
 
 def test_a_missing_declared_run_is_named(study_tree):

@@ -17,7 +17,8 @@ from cnn_comparison.layout import run_directory
 from cnn_comparison.params import load_params, validated
 from cnn_comparison.report import (NOT_RETRAINED, REFERENCE_OUTPUT, REFERENCE_REPORT, SECTIONS, current_aggregate,
                                    fill_template, is_full_data, parse_reference_accuracies, parse_reference_cnn_table,
-                                   read_study_runs, render_sections)
+                                   read_study_runs, reference_ranking_line, render_sections)
+from cnn_comparison.comparison import comparison_table
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCUMENT = ROOT / "docs" / "results.md"
@@ -192,9 +193,27 @@ def test_multitask_rows_carry_the_aggregates_welch_verdict(aggregated_study_2):
                                          ["fashion", "`fashion_dedicated`"], ["fashion", "`multitask (fashion)`"]]
     assert rows[0][2:7] == ["0.9700 ± 0.0010", "3 of 3", "0.97", "+0.00", "0.9690 ± 0.0010"]
     assert rows[1][4:6] == ["0.98", "+0.00"] and rows[2][5] == "-1.00"
-    assert rows[1][7].startswith("+1.00 pp, p = ") and rows[1][7].endswith(": differs")
-    assert rows[3][7] == "+0.00 pp, p = 1.0000: within noise"
+    assert rows[1][7].startswith("+1.00 pp, Holm-adjusted p = ") and rows[1][7].endswith(": differs")
+    assert rows[3][7] == "+0.00 pp, Holm-adjusted p = 1.0000: within noise"
     assert rows[0][7] == rows[2][7] == ""
+
+
+def test_the_report_s_ranking_is_checked_against_ours_over_seeds():
+    reference = {"fmnist_5": {"accuracy": "0.9305"}, "fmnist_3": {"accuracy": "0.9265"}}
+
+    def aggregate(accuracies: dict[str, list[float]]):
+        return comparison_table([record(model, 42 + index, value) for model, values in accuracies.items()
+                                 for index, value in enumerate(values)])
+
+    same = reference_ranking_line(reference, aggregate({"fmnist_5": [0.93, 0.931, 0.932], "fmnist_3": [0.92] * 3}))
+    assert same.endswith("`fmnist_5` ranks 1 of 2 here by mean test accuracy; the ranking holds.")
+    tied = reference_ranking_line(reference, aggregate({"fmnist_5": [0.925, 0.931, 0.92],
+                                                        "fmnist_3": [0.93, 0.924, 0.928]}))
+    assert "`fmnist_5` ranks 2 of 2" in tied and "within seed noise (Holm-adjusted p = " in tied
+    assert tied.endswith("the ranking holds within noise.")
+    beaten = reference_ranking_line(reference, aggregate({"fmnist_5": [0.910, 0.911, 0.912],
+                                                          "fmnist_3": [0.930, 0.931, 0.929]}))
+    assert "`fmnist_3` is ahead by +1.90 pp beyond seed noise" in beaten and beaten.endswith("does not hold.")
 
 
 def test_figures_link_the_plots_of_a_current_aggregate_only(aggregated_study_2):
