@@ -233,7 +233,7 @@ def reference_section(params: Params, runs: StudyRuns, reference: Mapping[str, M
             mean_and_std(row["f1_mean"], row["f1_std"], count),
             epochs_range([runs.records[model, seed]["epochs_run"] for seed in seeds]), epochs,
             f"{row['training_cpu_seconds_mean']:,.0f}", *cost_cells(row)])
-    lines = [markdown_table(header, rows), ""]
+    lines = [markdown_table(header, rows), "", reproduction_line(spread, reference), ""]
     aggregate = current_aggregate(runs, plots_root)
     if aggregate is not None:
         lines += best_model_lines(plots_root, runs.study)
@@ -241,6 +241,30 @@ def reference_section(params: Params, runs: StudyRuns, reference: Mapping[str, M
     else:
         lines.append(f"The ranking over seeds (`plots/{runs.study}/table.md`) is not shown yet. {aggregate_status(runs)}")
     return "\n".join(lines)
+
+
+REPRODUCED_WITHIN_POINTS = 0.6  # a reference model is reproduced when within this many points ...
+REPRODUCED_WITHIN_STDS = 2  # ... or within this many of its seed standard deviations
+
+
+def reproduction_line(spread: Mapping[str, Mapping], reference: Mapping[str, Mapping[str, str]]) -> str:
+    """Which reference models' means are within 0.6 points of the report's accuracy or within two
+    seed standard deviations of it, and which are not (their causes are the template's prose)."""
+    within, outside = [], []
+    for model, entry in reference.items():
+        row = spread.get(model)
+        if row is None or not entry.get("accuracy"):
+            continue
+        gap = row["test_accuracy_mean"] - float(entry["accuracy"])
+        std = row["test_accuracy_std"]
+        reproduced = abs(gap) <= REPRODUCED_WITHIN_POINTS / 100 or (
+            row["n"] > 1 and not math.isnan(std) and abs(gap) <= REPRODUCED_WITHIN_STDS * std)
+        (within if reproduced else outside).append(f"`{model}` ({points(gap)})")
+    if not within and not outside:
+        return ""
+    text = (f"**Reproduced** (mean within {REPRODUCED_WITHIN_POINTS} points of the report, or within "
+            f"{REPRODUCED_WITHIN_STDS} seed standard deviations): {', '.join(within) or 'none'}.")
+    return text + (f" **Not reproduced:** {', '.join(outside)}; the causes are below." if outside else "")
 
 
 def reference_ranking_line(reference: Mapping[str, Mapping[str, str]], aggregate: pd.DataFrame) -> str:

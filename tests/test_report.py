@@ -17,7 +17,8 @@ from cnn_comparison.layout import run_directory
 from cnn_comparison.params import load_params, validated
 from cnn_comparison.report import (NOT_RETRAINED, REFERENCE_OUTPUT, REFERENCE_REPORT, SECTIONS, current_aggregate,
                                    fill_template, is_full_data, parse_reference_accuracies, parse_reference_cnn_table,
-                                   read_study_runs, reference_ranking_line, render_sections)
+                                   read_study_runs, reference_ranking_line, render_sections,
+                                   reproduction_line)
 from cnn_comparison.comparison import comparison_table
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -171,7 +172,8 @@ def test_cnn_rows_are_means_over_full_data_seeds_and_not_retrained_otherwise(tmp
     assert rows["`fmnist_own`"][1:4] == ["0.9350", "1 of 2", ""]  # the limited seed does not count
     assert rows["`fmnist_own`"][-4:] == ["–"] * 4
     assert rows["`fmnist_1`"] == ["`fmnist_1`", NOT_RETRAINED, "0 of 2", "0.9201", "", "", "", "10", "", "", "", "", ""]
-    assert "3 of the 14 declared runs of `fashion_cnns`" in render(params, tmp_path)["reference"]
+    declared = 2 * len(params.studies[CNN_STUDY].models)
+    assert f"3 of the {declared} declared runs of `fashion_cnns`" in render(params, tmp_path)["reference"]
 
 
 def test_without_full_data_runs_every_section_says_so(tmp_path):
@@ -196,6 +198,17 @@ def test_multitask_rows_carry_the_aggregates_welch_verdict(aggregated_study_2):
     assert rows[1][7].startswith("+1.00 pp, Holm-adjusted p = ") and rows[1][7].endswith(": differs")
     assert rows[3][7] == "+0.00 pp, Holm-adjusted p = 1.0000: within noise"
     assert rows[0][7] == rows[2][7] == ""
+
+
+def test_a_reference_model_is_reproduced_within_0_6_points_or_two_seed_stds():
+    reference = {"fmnist_1": {"accuracy": "0.9201"}, "fmnist_2": {"accuracy": "0.9175"},
+                 "fmnist_5": {"accuracy": "0.9305"}, "fmnist_6": {"accuracy": "0.9253"}}
+    spread = {"fmnist_1": {"test_accuracy_mean": 0.9174, "test_accuracy_std": float("nan"), "n": 1},  # -0.27
+              "fmnist_2": {"test_accuracy_mean": 0.9250, "test_accuracy_std": 0.0040, "n": 3},  # +0.75 < 2 std
+              "fmnist_5": {"test_accuracy_mean": 0.9202, "test_accuracy_std": 0.0010, "n": 3}}  # -1.03 > 2 std
+    line = reproduction_line(spread, reference)
+    assert "`fmnist_1` (-0.27), `fmnist_2` (+0.75)." in line
+    assert line.endswith("**Not reproduced:** `fmnist_5` (-1.03); the causes are below.")
 
 
 def test_the_report_s_ranking_is_checked_against_ours_over_seeds():
@@ -253,7 +266,8 @@ def test_time_section_is_the_aggregates_table_once_current(tmp_path):
     sections = render(params, tmp_path)
     table = (tmp_path / "plots" / CNN_STUDY / "time_to_accuracy.md").read_text().strip()
     assert sections["time"].startswith(f"**`fashion_cnns`**\n\n{table}\n\n**`fast_cnn`**: No full-data runs")
-    assert "Best model on fashion: **fmnist_own**" in sections["reference"]
+    # The last model of the study has the highest accuracy here.
+    assert f"Best model on fashion: **{params.studies[CNN_STUDY].models[-1]}**" in sections["reference"]
 
 
 def test_the_fast_section_judges_the_target_against_fmnist_5s_cpu_seconds(tmp_path):
