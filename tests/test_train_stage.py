@@ -92,6 +92,8 @@ def seeded_runs(project_root, params, data_roots, tmp_path_factory) -> dict[str,
     return {**runs, "params": params_file}
 
 
+# The tests on seeded_runs share one worker, which makes the runs once (per worker would be twice).
+@pytest.mark.xdist_group("seeded_runs")
 def test_same_seed_gives_identical_bytes_in_two_processes(seeded_runs, capsys):
     """Every output file, model.keras included, is byte for byte the same; only timings.json differs."""
     runs = seeded_runs
@@ -177,6 +179,7 @@ def test_sigterm_stops_training_with_one_line_and_saves_nothing(project_root, pa
     assert_nothing_saved(run_dir)
 
 
+@pytest.mark.xdist_group("seeded_runs")
 def test_a_corrupt_model_file_is_reported_as_corrupt_with_the_fix(project_root, seeded_runs, data_roots, tmp_path):
     """The message names the file and a fix; the previous results stay as they were (the fix itself
     is run by the end-to-end test on a real DVC project)."""
