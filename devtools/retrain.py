@@ -3,6 +3,7 @@ the stage in progress (hours of CPU go into a full retraining; see docs/pipeline
 
 Usage: python -m devtools.retrain STAGE... [--message TEXT]
        e.g. python -m devtools.retrain train_fashion_cnns@fmnist_1-42 evaluate_fashion_cnns@fmnist_1-42
+       python -m devtools.retrain --stale   (every stage `dvc status` calls stale, in stale_in_order's order)
 
 For each stage in the order given: skip it if `dvc status` calls it up to date, otherwise
 `dvc repro -s` it and commit `dvc.lock`, `metrics`, `plots` and docs/results.md with a message
@@ -49,17 +50,43 @@ def git(*arguments: str) -> subprocess.CompletedProcess:
     return subprocess.run(["git", *arguments], capture_output=True, text=True)
 
 
-def known_stages() -> set[str]:
+def listed_stages() -> list[str]:
+    """Every stage of dvc.yaml, in its order."""
     listed = dvc("stage", "list", "--name-only")
     if listed.returncode != 0:
         raise RuntimeError(f"`dvc stage list` failed: {listed.stderr.strip()}")
-    return set(listed.stdout.split())
+    return listed.stdout.split()
+
 
 
 def up_to_date(stage: str) -> bool:
     """The stage alone (not its upstream): an empty status means its lock entry matches the workspace."""
     status = dvc("status", "--json", stage)
     return status.returncode == 0 and json.loads(status.stdout or "{}") == {}
+
+
+def stale_in_order(stages: list[str], stale: set[str]) -> list[str]:
+    """The stale ones of ``stages`` (dvc.yaml's order): the data stages first, then each run's train
+    followed by its evaluate, so a stop leaves whole runs committed, then the aggregates and the
+    report, which need every run."""
+    wanted = [stage for stage in stages if stage in stale]
+    last = [stage for stage in wanted if stage.startswith("aggregate@")] + [stage for stage in wanted if stage == "report"]
+    runs = [stage for stage in wanted if stage.startswith(("train_", "evaluate_"))]
+    ordered = [stage for stage in wanted if stage not in last and stage not in runs]
+    for stage in runs:
+        if stage.startswith("train_"):
+            evaluate = "evaluate_" + stage.removeprefix("train_")
+            ordered += [stage] + ([evaluate] if evaluate in stale else [])
+        elif stage not in ordered:  # an evaluate whose train is up to date
+            ordered.append(stage)
+    return ordered + last
+
+
+def stale_stages() -> set[str]:
+    status = dvc("status", "--json")
+    if status.returncode != 0:
+        raise RuntimeError(f"`dvc status` failed: {status.stderr.strip()}")
+    return set(json.loads(status.stdout or "{}"))
 
 
 def commit(stage: str, message: str, code: str) -> None:
@@ -99,12 +126,20 @@ def say(text: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("stages", nargs="+", metavar="STAGE")
+    parser.add_argument("stages", nargs="*", metavar="STAGE")
+    parser.add_argument("--stale", action="store_true", help="every stale stage, runs first, aggregates and report last")
     parser.add_argument("--message", default="retrained on full data", help="commit message, before ': STAGE by CODE'")
     arguments = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda number, frame: sys.exit(128 + number))
+    if arguments.stale == bool(arguments.stages):
+        print("error: name the stages to retrain, or give --stale (not both)", file=sys.stderr)
+        return 2
     try:
-        stages = known_stages()
+        listed = listed_stages()
+        stages = set(listed)
+        if arguments.stale:
+            arguments.stages = stale_in_order(listed, stale_stages())
+            say(f"{len(arguments.stages)} stale stages: {' '.join(arguments.stages)}")
     except RuntimeError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -437,6 +437,15 @@ def test_retrain_commits_each_stage_it_runs_and_skips_the_ones_up_to_date(small_
     assert bad.returncode == 2 and "not stages of dvc.yaml" in bad.stderr, bad.stdout + bad.stderr
     assert not (work / "owned").exists()
     assert run(["git", "log", "--format=%s", "-1"], work, env).strip() == messages[0]
+    # --stale finds the rest as `dvc status` does: the params check, then the comparison and report.
+    head = run(["git", "rev-parse", "--short", "HEAD"], work, env).strip()
+    rest = subprocess.run([sys.executable, "-m", "devtools.retrain", "--stale", "--message", "retrained"],
+                          cwd=work, env=env, capture_output=True, text=True)
+    assert rest.returncode == 0, rest.stdout[-3000:] + rest.stderr[-3000:]
+    assert "3 stale stages: check_params aggregate@fashion_cnns report" in rest.stdout, rest.stdout[-3000:]
+    assert run(["git", "log", "--format=%s", "-1"], work, env).strip() == f"retrained: report by {head}"
+    assert "Data and pipelines are up to date" in run(dvc("status"), work, env)
+    messages = [f"retrained: report by {head}"]
     # Stopped mid-stage (a session ending), it stops DVC and the stage too, and commits nothing.
     minutes_of_training(work / "params.yaml")
     stopped = subprocess.Popen([sys.executable, "-m", "devtools.retrain", "train_fashion_cnns@fmnist_3-42"], cwd=work,
