@@ -331,6 +331,11 @@ def _mean_and_std(mean: float, std: float, n: int) -> str:
     return f"{mean:.4f} (1 seed)" if n == 1 else f"{mean:.4f} ± {std:.4f}"
 
 
+def _tested(pairs: pd.DataFrame) -> str:
+    count = int(pairs["p_value"].notna().sum())
+    return f"{count} tested pair{'' if count == 1 else 's'}"
+
+
 def _p_value(value: float) -> str:
     return "< 0.0001" if value < 0.0001 else f"{value:.4f}"
 
@@ -396,8 +401,8 @@ def comparison_markdown(spread: pd.DataFrame, pairs: pd.DataFrame, ranking: Sequ
                        f"1/{count} of the images/s." for model, count in views.items()), "",
              f"Differences beyond noise: Welch's t-test on the per-seed test accuracies; where a model has "
              f"one seed, McNemar's exact test on the same test images (test-set noise only: training noise is "
-             f"not measured). Holm p: adjusted with Holm–Bonferroni over the study's {int(pairs['p_value'].notna().sum())} "
-             f"tested pairs; the two differ when it is below {significance_level:g}.", ""]
+             f"not measured). Holm p: adjusted with Holm–Bonferroni over the study's {_tested(pairs)}; the two "
+             f"differ when it is below {significance_level:g}.", ""]
     for dataset, rows in pairs.groupby("dataset", sort=False):
         cells = [[f"{row.better} vs {row.worse}", f"{row.mean_difference:+.4f}", row.test or "–",
                   "" if np.isnan(row.p_value) else _p_value(row.p_value),
