@@ -254,12 +254,6 @@ def test_second_repro_runs_nothing_and_edits_rerun_only_their_stages(project):
                                                                      "report"}
 
 
-def readme_command(project_root: Path, start: str) -> list[str]:
-    """The README's command line that starts with ``start``, split as a shell would (its comment dropped)."""
-    line = next(line for line in (project_root / "README.md").read_text().splitlines() if line.startswith(start))
-    return shlex.split(line, comments=True)
-
-
 def test_a_new_seed_runs_only_its_stages_and_its_study_aggregate(project):
     work, env, _ = project
     set_value(work / "params.yaml", r"(  fast_cnn:.*?seeds: \[)", r"\g<1>7, ")
