@@ -22,7 +22,7 @@ import browser
 
 from cnn_comparison.params import load_params, validated
 from project_copies import SMALL_LIMITS as LIMITS
-from project_copies import (GIT_IDENTITY, as_from_a_terminal, copy_run_project, dvc, git, run, set_value,
+from project_copies import (as_from_a_terminal, copy_run_project, dvc, git, run, set_value,
                            stages_run, tool_environment)
 
 pytestmark = pytest.mark.end_to_end
