@@ -9,7 +9,6 @@ aggregate's outputs (``plots/<study>/``) are used only when its table.csv holds 
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 import re

@@ -7,7 +7,9 @@ Usage: python -m devtools.retrain STAGE... [--message TEXT]
 
 For each stage in the order given: skip it if `dvc status` calls it up to date, otherwise
 `dvc repro -s` it and commit `dvc.lock`, `metrics`, `plots` and docs/results.md with a message
-naming the stage and the code's commit (list `aggregate@<study>` and `report` last to refresh them).
+naming the stage and the code's commit (list `aggregate@<study>` and `report` last to refresh them;
+`--stale` always ends with `report`). After an evaluate stage the `report` stage runs too, before
+the commit, so every commit's docs/results.md is what the report makes of that commit's results.
 Stops at the first stage that fails. Sent SIGTERM (a session ending), it stops DVC and the stage
 in progress, which saves nothing; a SIGTERM during a commit waits for the commit to finish. Every
 name is checked against `dvc stage list` before anything runs. With a default DVC remote
@@ -28,6 +30,7 @@ from datetime import datetime
 from pathlib import Path
 
 COMMITTED_PATHS = ("dvc.lock", "metrics", "plots", "docs/results.md", "params.schema.json")
+REPORT = "report"  # docs/results.md, from every study's runs and comparison
 
 
 def dvc(*arguments: str) -> subprocess.CompletedProcess:
@@ -80,6 +83,11 @@ def stale_in_order(stages: list[str], stale: set[str]) -> list[str]:
         elif stage not in ordered:  # an evaluate whose train is up to date
             ordered.append(stage)
     return ordered + last
+
+
+def with_report_last(ordered: list[str], stages: set[str]) -> list[str]:
+    """``ordered`` ending with `report`: an aggregate rerun makes it stale only once it has run."""
+    return [stage for stage in ordered if stage != REPORT] + ([REPORT] if REPORT in stages else [])
 
 
 def stale_stages() -> set[str]:
@@ -138,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         listed = listed_stages()
         stages = set(listed)
         if arguments.stale:
-            arguments.stages = stale_in_order(listed, stale_stages())
+            arguments.stages = with_report_last(stale_in_order(listed, stale_stages()), stages)
             say(f"{len(arguments.stages)} stale stages: {' '.join(arguments.stages)}")
     except RuntimeError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -169,6 +177,10 @@ def main(argv: list[str] | None = None) -> int:
         say(f"done {stage} in {time.monotonic() - started:,.0f} s")
         # A stop now waits until the finished stage is committed, so no half-made commit is left.
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+        if stage.startswith("evaluate_") and REPORT in stages:  # its numbers in docs/results.md, same commit
+            refreshed = repro(REPORT) == 0  # seconds
+            say(f"refreshed {REPORT}" if refreshed else f"warning: {REPORT} failed after {stage}; "
+                f"docs/results.md is not refreshed in its commit")
         try:
             commit(stage, arguments.message, code)
         except RuntimeError as error:

@@ -1,6 +1,5 @@
 """Stateless batch augmentation (cnn_comparison/augmentation.py): reproducible, fresh every epoch
 and batch, within the configured bounds, and free of stateful ops so op determinism keeps it parallel."""
-import hashlib
 import os
 import subprocess
 import sys

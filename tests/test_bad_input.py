@@ -9,13 +9,12 @@ import copy
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import yaml
 
 from cnn_comparison.builder import build_model
-from cnn_comparison.params import NAME_PATTERN, load_params, model_spec, validated
+from cnn_comparison.params import NAME_PATTERN, model_spec, validated
 
 INJECTION = "x;touch owned;echo"
 

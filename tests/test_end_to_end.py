@@ -430,6 +430,11 @@ def test_retrain_commits_each_stage_it_runs_and_skips_the_ones_up_to_date(small_
                         "the small run, and fmnist_4 changed"]
     assert f"{stages[2]}: up to date, skipped" in result.stdout
     assert "dvc.lock" in run(["git", "show", "--name-only", "--format=", "HEAD~1"], work, env).split()
+    # The report ran before the evaluate stage's commit: its docs/results.md (here unchanged: the
+    # document shows full-data runs only) and lock entry are those of that commit's results.
+    assert "refreshed report" in result.stdout, result.stdout[-3000:]
+    assert json.loads(run(dvc("status", "--json", "report"), work, env)) == {}
+    assert run(["git", "status", "--porcelain", "--", "docs/results.md"], work, env) == ""
     assert json.loads(run(dvc("status", "--json", *stages), work, env)) == {}
     assert run(["git", "status", "--porcelain", "--", "dvc.lock", "metrics"], work, env) == ""
     bad = subprocess.run([sys.executable, "-m", "devtools.retrain", "train_fashion_cnns@x;touch owned"],

@@ -150,3 +150,48 @@ def test_every_stage_writes_the_outs_dvc_yaml_declares_for_it(project_root):
             assert outs == expected, stage.name
             persist = {str(out) for out in stage.outs if out.persist}
             assert persist == (set() if parsed.step == "train" else outs), stage.name
+
+
+def test_readme_few_minute_path_is_a_valid_small_run_of_one_study(project_root, params):
+    """The README's first `dvc exp run` (the few-minute path) sets keys params.yaml has, to values its
+    schema accepts, small enough to be quick, and targets a stage dvc.yaml defines."""
+    import copy
+    import shlex
+
+    from cnn_comparison.params import validated
+
+    line = next(line for line in (project_root / "README.md").read_text().splitlines()
+                if line.startswith("dvc exp run -S limits."))
+    words = shlex.split(line, comments=True)
+    overrides = [words[index + 1] for index, word in enumerate(words) if word == "-S"]
+    targets = [word for index, word in enumerate(words[3:], 3) if word != "-S" and words[index - 1] != "-S"]
+    edited = copy.deepcopy(params)
+    for override in overrides:
+        key, value = override.split("=", 1)
+        *parents, leaf = key.split(".")
+        entry = edited
+        for parent in parents:
+            entry = entry[parent]
+        assert leaf in entry, f"README's few-minute path sets {key}, which params.yaml does not have"
+        entry[leaf] = yaml.safe_load(value)
+    checked = validated(edited)
+    assert all(value is not None for value in checked.limits.model_dump().values()), checked.limits
+    assert checked.limits.max_epochs == 1 and checked.limits.max_train_samples <= 2000
+    [target] = targets
+    step, study = target.split("@")
+    stage = yaml.safe_load((project_root / "dvc.yaml").read_text())["stages"][step]
+    assert "foreach" in stage and study in checked.studies, target
+    assert len(checked.studies[study].seeds) == 1, "one seed of the study"
+
+
+def test_every_test_tests_readme_names_exists(project_root):
+    """tests/README.md maps promises to tests by name; a renamed test must not leave a dead entry."""
+    import re
+
+    current_file, missing = None, []
+    for file_name, name in re.findall(r"`(test_\w+\.py)?(?:::)?(test_\w+)?(?:\[[^\]]*\])?`",
+                                      (project_root / "tests" / "README.md").read_text()):
+        current_file = file_name or current_file
+        if name and f"def {name}(" not in (project_root / "tests" / current_file).read_text():
+            missing.append(f"{current_file}::{name}")
+    assert missing == []
