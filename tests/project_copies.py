@@ -11,6 +11,7 @@ import copy
 import hashlib
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -111,6 +112,12 @@ def run(command: list[str], cwd: Path, env: dict, check: bool = True) -> str:
     if check:
         assert result.returncode == 0, f"{' '.join(command)} failed ({result.returncode}):\n{output[-4000:]}"
     return output
+
+
+def readme_command(project_root: Path, start: str) -> list[str]:
+    """The README's command line that starts with ``start``, split as a shell would (its comment dropped)."""
+    line = next(line for line in (project_root / "README.md").read_text().splitlines() if line.startswith(start))
+    return shlex.split(line, comments=True)
 
 
 def dvc(*arguments: str) -> list[str]:

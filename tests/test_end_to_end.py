@@ -5,7 +5,6 @@ import copy
 import json
 import os
 import re
-import shlex
 import signal
 import subprocess
 import sys
@@ -22,7 +21,7 @@ import browser
 
 from cnn_comparison.params import load_params, validated
 from project_copies import SMALL_LIMITS as LIMITS
-from project_copies import (as_from_a_terminal, copy_run_project, dvc, git, run, set_value,
+from project_copies import (as_from_a_terminal, copy_run_project, dvc, git, readme_command, run, set_value,
                            stages_run, tool_environment)
 
 pytestmark = pytest.mark.end_to_end
@@ -265,12 +264,6 @@ def test_a_new_seed_runs_only_its_stages_and_its_study_aggregate(project):
     assert summary["fmnist_fast"]["seeds"] == 2 and summary["fmnist_fast"]["accuracy_std"] is not None
     assert set(pd.read_csv(work / "plots" / "fast_cnn" / "table.csv")["seed"]) == {7, 42}
     assert "fmnist_fast (seed 7)" in (work / "plots" / "fast_cnn" / "time_to_accuracy.md").read_text()
-
-
-def readme_command(project_root: Path, start: str) -> list[str]:
-    """The README's command line that starts with ``start``, split as a shell would (its comment dropped)."""
-    line = next(line for line in (project_root / "README.md").read_text().splitlines() if line.startswith(start))
-    return shlex.split(line, comments=True)
 
 
 def test_a_recipe_experiment_reruns_only_its_model_and_exp_show_fits_what_changed_in_120_columns(

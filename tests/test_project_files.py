@@ -2,12 +2,16 @@
 from __future__ import annotations
 
 import ast
+import copy
+import re
 from pathlib import Path
 
 import yaml
 
 from cnn_comparison.layout import (EVALUATION_DIRECTORIES, LIVE_DIRECTORY, METRICS_FILE, MODEL_FILE, TIMINGS_FILE,
                                    missing_stages, parse_stage, run_directory)
+from cnn_comparison.params import validated
+from project_copies import readme_command
 
 PACKAGE = "cnn_comparison"
 
@@ -155,14 +159,7 @@ def test_every_stage_writes_the_outs_dvc_yaml_declares_for_it(project_root):
 def test_readme_few_minute_path_is_a_valid_small_run_of_one_study(project_root, params):
     """The README's first `dvc exp run` (the few-minute path) sets keys params.yaml has, to values its
     schema accepts, small enough to be quick, and targets a stage dvc.yaml defines."""
-    import copy
-    import shlex
-
-    from cnn_comparison.params import validated
-
-    line = next(line for line in (project_root / "README.md").read_text().splitlines()
-                if line.startswith("dvc exp run -S limits."))
-    words = shlex.split(line, comments=True)
+    words = readme_command(project_root, "dvc exp run -S limits.")
     overrides = [words[index + 1] for index, word in enumerate(words) if word == "-S"]
     targets = [word for index, word in enumerate(words[3:], 3) if word != "-S" and words[index - 1] != "-S"]
     edited = copy.deepcopy(params)
@@ -186,8 +183,6 @@ def test_readme_few_minute_path_is_a_valid_small_run_of_one_study(project_root, 
 
 def test_every_test_tests_readme_names_exists(project_root):
     """tests/README.md maps promises to tests by name; a renamed test must not leave a dead entry."""
-    import re
-
     current_file, missing = None, []
     for file_name, name in re.findall(r"`(test_\w+\.py)?(?:::)?(test_\w+)?(?:\[[^\]]*\])?`",
                                       (project_root / "tests" / "README.md").read_text()):
