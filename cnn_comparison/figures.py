@@ -175,7 +175,9 @@ def accuracy_bars_figure(labels: Sequence[str], accuracies: Sequence[float], tit
     figure, axis = plt.subplots(figsize=(8, 0.5 * len(labels) + 1.5))
     spread = None
     if minimums is not None and maximums is not None:
-        spread = [np.subtract(accuracies, minimums), np.subtract(maximums, accuracies)]
+        # Seeds that all score the same (a smoke run at chance) put the float mean a hair outside
+        # [min, max]; matplotlib refuses a negative error bar.
+        spread = [np.maximum(np.subtract(accuracies, minimums), 0), np.maximum(np.subtract(maximums, accuracies), 0)]
     if spread is None:
         axis.bar_label(axis.barh(range(len(labels)), accuracies), fmt="%.4f", fontsize=8)
     else:  # the value goes past the error bar's end, where it cannot hide it

@@ -27,6 +27,16 @@ def test_accuracy_bars_span_min_to_max_over_seeds():
     assert axis.get_xlim()[0] == pytest.approx(0.78)  # from the lowest minimum, not the lowest mean
 
 
+def test_accuracy_bars_of_seeds_that_all_score_the_same():
+    """Three seeds at chance (a one-epoch smoke run): the mean, 0.10000000000000002, lies above the
+    maximum, 0.1; the bar still draws, with an error bar of no width."""
+    mean = float(np.mean([0.1, 0.1, 0.1]))
+    assert mean > 0.1
+    figure = accuracy_bars_figure(["chance"], [mean], "Test accuracy", [0.1], [0.1])
+    error_bar = next(collection for collection in figure.axes[0].collections)
+    assert [tuple(round(x, 6) for x in segment[:, 0]) for segment in error_bar.get_segments()] == [(0.1, 0.1)]
+
+
 def lines_outside_their_axes(figure) -> list[str]:
     """Labels of plotted series whose points all fall outside their axes' y-range (legend without a line)."""
     hidden = []
