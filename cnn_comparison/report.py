@@ -31,6 +31,7 @@ REFERENCE_REPORT = "cnn_comparison_report.md"
 REFERENCE_OUTPUT = "multitask_reference_output.txt"
 # The aggregate's files (dvc.yaml, aggregate's outs) that the document reads or links.
 AGGREGATE_TABLE, AGGREGATE_MARKDOWN, TIME_TO_ACCURACY = "table.csv", "table.md", "time_to_accuracy.md"
+TIME_TO_ACCURACY_TABLE = "time_to_accuracy.csv"
 STUDY_PLOTS = (
     ("test_accuracy.png", "test accuracy per model: mean over seeds, bars from min to max"),
     ("validation_accuracy.png", "validation accuracy per epoch, mean over seeds"),
@@ -180,10 +181,10 @@ def points(fraction: float) -> str:
     return f"{round(100 * fraction, 2) + 0.0:+.2f}"
 
 
-def epochs_range(epochs: Sequence[int]) -> str:
-    """``32``, or ``27–35`` when early stopping ended the seeds at different epochs."""
-    low, high = min(epochs), max(epochs)
-    return str(low) if low == high else f"{low}–{high}"
+def value_range(values: Sequence[float]) -> str:
+    """``32``, or ``27–35`` over seeds (early stopping ends them at different epochs; CPU seconds vary)."""
+    low, high = (f"{value:,.0f}" for value in (min(values), max(values)))
+    return low if low == high else f"{low}–{high}"
 
 
 def p_value_text(p_value: float) -> str:
@@ -230,7 +231,7 @@ def reference_section(params: Params, runs: StudyRuns, reference: Mapping[str, M
             seeds_cell(runs, model), reference_accuracy,
             points(row["test_accuracy_mean"] - float(reference_accuracy)) if reference_accuracy else "",
             mean_and_std(row["f1_mean"], row["f1_std"], count),
-            epochs_range([runs.records[model, seed]["epochs_run"] for seed in seeds]), epochs,
+            value_range([runs.records[model, seed]["epochs_run"] for seed in seeds]), epochs,
             f"{row['training_cpu_seconds_mean']:,.0f}", *cost_cells(row)])
     lines = [markdown_table(header, rows), "", reproduction_line(spread, reference), ""]
     aggregate = current_aggregate(runs, plots_root)
@@ -309,7 +310,7 @@ def target_section(runs: StudyRuns, target: CpuShareTarget, baseline_runs: Study
         share = row["training_cpu_seconds_mean"] / baseline_mean if baseline_mean else None
         rows.append([f"`{model}`", mean_and_std(row["test_accuracy_mean"], row["test_accuracy_std"], count),
                      seeds_cell(runs, model), mean_and_std(row["f1_mean"], row["f1_std"], count),
-                     epochs_range([runs.records[model, seed]["epochs_run"] for seed in seeds]),
+                     value_range([runs.records[model, seed]["epochs_run"] for seed in seeds]),
                      f"{row['training_cpu_seconds_mean']:,.0f}", "" if share is None else f"{share:.2f}"])
         if len(seeds) < len(runs.seeds) or share is None:
             continue
@@ -425,15 +426,56 @@ def figures_section(runs_by_study: Mapping[str, StudyRuns], plots_root: Path, do
     return "\n".join(lines)
 
 
-def time_section(studies: Sequence[StudyRuns], plots_root: Path) -> str:
-    """Each study's time-to-accuracy table from its aggregate, once it holds the current runs."""
+def unseeded_label(label: str, seed: int) -> str:
+    """``fmnist_5`` from ``fmnist_5 (seed 43)``, ``multitask (digits)`` from ``multitask (digits, seed 43)``
+    (comparison.seeded_label's inverse); a one-seed study's labels carry no seed and stay as they are."""
+    for suffix, kept in ((f" (seed {seed})", ""), (f", seed {seed})", ")")):
+        if label.endswith(suffix):
+            return label[:-len(suffix)] + kept
+    return label
+
+
+def time_to_accuracy_by_model(reached: pd.DataFrame, thresholds: Sequence[float], models: Sequence[str] = ()) -> str:
+    """One row per model of the aggregate's time-to-accuracy table (time_to_accuracy.csv): over its
+    runs, the range of the first epoch that reached each threshold and of the training CPU seconds
+    by then. Per-run rows (24 for eight models on three seeds) would make most of docs/results.md;
+    they stay in the aggregate's time_to_accuracy.md, wall seconds included. A model of ``models``
+    with no row (no training log in the workspace) is listed as such, not left out."""
+    labels = [unseeded_label(label, seed) for label, seed in zip(reached["model"], reached["seed"])]
+    rows = []
+    for label, runs in reached.assign(label=labels).groupby("label", sort=False):
+        cells = []
+        for threshold in thresholds:
+            tried = runs[runs["threshold"] == threshold]
+            hit = tried.dropna(subset=["epoch"])
+            if hit.empty:
+                cells.append(f"not in {value_range(tried['epochs_run'])} epochs")
+                continue
+            epochs = value_range(hit["epoch"])
+            cell = f"epoch{'s' if '–' in epochs else ''} {epochs}"
+            cpu = hit["elapsed_cpu_seconds"].dropna()
+            cell += f", {value_range(cpu)} s CPU" if len(cpu) == len(hit) else " (times not logged)"
+            cells.append(cell if len(hit) == len(tried) else f"{len(hit)} of {len(tried)} runs: {cell}")
+        rows.append([f"`{label}`", str(runs["seed"].nunique()), *cells])
+    timed = {label.split(" (")[0] for label in labels}  # `multitask (digits)` is a head of `multitask`
+    rows += [[f"`{model}`", "0", *["no training log in the workspace"] * len(thresholds)]
+             for model in models if model not in timed]
+    header = ["model", "runs", *(f"first reaches {threshold:.2f}" for threshold in thresholds)]
+    return markdown_table(header, rows)
+
+
+def time_section(params: Params, studies: Sequence[StudyRuns], plots_root: Path, document_dir: Path) -> str:
+    """Each study's time to accuracy, a row per model, from its aggregate once it holds the current runs."""
     parts = []
     for runs in studies:
-        path = Path(plots_root) / runs.study / TIME_TO_ACCURACY
-        if current_aggregate(runs, plots_root) is None or not path.is_file():
+        directory = Path(plots_root) / runs.study
+        if current_aggregate(runs, plots_root) is None or not (directory / TIME_TO_ACCURACY_TABLE).is_file():
             parts.append(f"**`{runs.study}`**: {aggregate_status(runs)}")
-        else:
-            parts.append(f"**`{runs.study}`**\n\n{path.read_text().strip()}")
+            continue
+        per_run = f"[per run]({link(directory / TIME_TO_ACCURACY, document_dir)})"
+        table = time_to_accuracy_by_model(pd.read_csv(directory / TIME_TO_ACCURACY_TABLE),
+                                          params.studies[runs.study].accuracy_thresholds, runs.models)
+        parts.append(f"**`{runs.study}`** ({per_run})\n\n{table}")
     return "\n\n".join(parts)
 
 
@@ -484,7 +526,8 @@ def render_sections(params: Params, metrics_root: Path, plots_root: Path, refere
                                for study, target in report.targets.items()),
         "multitask": multitask_section(params, runs_by_study, accuracies, plots_root),
         "figures": figures_section(runs_by_study, plots_root, document_dir),
-        "time": time_section([runs_by_study[study] for study in report.time_to_accuracy], plots_root),
+        "time": time_section(params, [runs_by_study[study] for study in report.time_to_accuracy], plots_root,
+                             document_dir),
         "run_times": run_times_section(runs_by_study),
     }
 

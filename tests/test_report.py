@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -18,8 +19,8 @@ from cnn_comparison.params import load_params, validated
 from cnn_comparison.report import (NOT_RETRAINED, REFERENCE_OUTPUT, REFERENCE_REPORT, SECTIONS, current_aggregate,
                                    fill_template, is_full_data, parse_reference_accuracies, parse_reference_cnn_table,
                                    read_study_runs, reference_ranking_line, render_sections,
-                                   reproduction_line)
-from cnn_comparison.comparison import comparison_table
+                                   reproduction_line, time_to_accuracy_by_model, unseeded_label)
+from cnn_comparison.comparison import comparison_table, seeded_label
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCUMENT = ROOT / "docs" / "results.md"
@@ -264,8 +265,14 @@ def test_time_section_is_the_aggregates_table_once_current(tmp_path):
                     str(tmp_path / "plots"), "--stage", f"aggregate@{CNN_STUDY}", "--params", str(tmp_path / "params.yaml")], check=True, capture_output=True, cwd=ROOT, timeout=300)
     assert current_aggregate(runs, tmp_path / "plots") is not None
     sections = render(params, tmp_path)
-    table = (tmp_path / "plots" / CNN_STUDY / "time_to_accuracy.md").read_text().strip()
-    assert sections["time"].startswith(f"**`fashion_cnns`**\n\n{table}\n\n**`fast_cnn`**: No full-data runs")
+    # A row per model from the aggregate's time_to_accuracy.csv, and a link to its per-run table.
+    reached = pd.read_csv(tmp_path / "plots" / CNN_STUDY / "time_to_accuracy.csv")
+    models = params.studies[CNN_STUDY].models  # no training logs here: each is listed as having none
+    table = time_to_accuracy_by_model(reached, params.studies[CNN_STUDY].accuracy_thresholds, models)
+    assert sections["time"].startswith(f"**`fashion_cnns`** ([per run](../plots/fashion_cnns/time_to_accuracy.md))"
+                                       f"\n\n{table}\n\n**`fast_cnn`**: No full-data runs")
+    assert [row[:3] for row in table_rows(table)] == [[f"`{model}`", "0", "no training log in the workspace"]
+                                                      for model in models]
     # The last model of the study has the highest accuracy here.
     assert f"Best model on fashion: **{params.studies[CNN_STUDY].models[-1]}**" in sections["reference"]
 
@@ -348,3 +355,52 @@ def test_committed_document_is_short_and_its_links_exist():
         if "://" not in target:
             assert (DOCUMENT.parent / target).exists(), f"docs/results.md links {target}, which does not exist"
     assert "seed_variance" not in text
+
+
+def test_the_document_stays_short_once_every_declared_run_is_in(tmp_path):
+    """The committed document still waits for runs; with every study complete (its ranking, figures
+    and time-to-accuracy rows shown) it must stay short too."""
+    params = validated(RAW_PARAMS)
+    for study_name, study in params.studies.items():
+        for index, model in enumerate(study.models):
+            for seed in study.seeds:
+                heads = ({"digits": (0.98, "mnist"), "fashion": (0.87, "fashion")} if model == "multitask"
+                         else 0.90 + index / 100 + seed / 10000)
+                write_record(tmp_path / "metrics", study_name, record(model, seed, heads,
+                                                                     "mnist" if model.startswith("digits") else "fashion"))
+    aggregates = [subprocess.Popen([sys.executable, str(ROOT / "stages" / "aggregate.py"), str(tmp_path / "metrics"),
+                                    str(tmp_path / "plots"), "--stage", f"aggregate@{study}"],
+                                   cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                  for study in params.studies]
+    for process in aggregates:
+        _, errors = process.communicate(timeout=300)
+        assert process.returncode == 0, errors[-3000:]
+    document = tmp_path / "docs" / "results.md"
+    document.parent.mkdir()
+    result = run_report(tmp_path, document)
+    assert result.returncode == 0, result.stderr
+    text = document.read_text()
+    assert "not shown yet" not in text and "Best model on fashion" in text and "first reaches" in text
+    assert len(text.splitlines()) < MAX_DOCUMENT_LINES
+
+
+def test_time_to_accuracy_is_a_row_per_model_with_ranges_over_its_runs():
+    """Three seeds of a model make one row: the range of epochs and CPU seconds, and how many runs
+    reached a threshold when not all did; a multitask head keeps its own row."""
+    def run(label: str, seed: int, threshold: float, epoch: float | None, cpu: float | None, epochs_run: int = 10):
+        return {"model": seeded_label(label, seed), "seed": seed, "threshold": threshold, "epochs_run": epochs_run,
+                "epoch": epoch, "elapsed_wall_seconds": cpu and cpu / 2, "elapsed_cpu_seconds": cpu}
+    reached = pd.DataFrame([
+        run("m", 42, 0.92, 4, 1045.4), run("m", 42, 0.93, None, None),
+        run("m", 43, 0.92, 5, 1283.0), run("m", 43, 0.93, 9, 2500.0),
+        run("m", 44, 0.92, 4, 1100.0), run("m", 44, 0.93, None, None, epochs_run=12),
+        run("multitask (digits)", 42, 0.92, 1, None), run("multitask (digits)", 42, 0.93, None, None, epochs_run=5),
+    ])
+    rows = table_rows(time_to_accuracy_by_model(reached, [0.92, 0.93], ["m", "multitask", "unlogged"]))
+    assert rows == [["`m`", "3", "epochs 4–5, 1,045–1,283 s CPU", "1 of 3 runs: epoch 9, 2,500 s CPU"],
+                    ["`multitask (digits)`", "1", "epoch 1 (times not logged)", "not in 5 epochs"],
+                    ["`unlogged`", "0", "no training log in the workspace", "no training log in the workspace"]]
+    never = pd.DataFrame([run("m", 42, 0.99, None, None, 18), run("m", 43, 0.99, None, None, 22)])
+    assert table_rows(time_to_accuracy_by_model(never, [0.99])) == [["`m`", "2", "not in 18–22 epochs"]]
+    for label in ("fmnist_5", "multitask (digits)"):  # a one-seed study's labels carry no seed
+        assert unseeded_label(seeded_label(label, 43), 43) == unseeded_label(label, 43) == label
