@@ -157,8 +157,8 @@ def assert_up_to_date_without_training(clone: Path, reference: Path, env: dict, 
 def test_shared_directory_remote_team_workflow(team):
     clone_a, env = team["a"], team["env"]
     # A queues an experiment, runs the queue, and shares results, run cache and experiment. The
-    # experiment is fmnist_3's training alone: its evaluation, aggregate and report add minutes of
-    # suite to what the two-machine test already shows (the run cache skips training, the rest reruns).
+    # experiment is fmnist_3's training alone: its evaluation, aggregate and report would add half a
+    # minute to what the two-machine test already shows (the run cache skips training, the rest reruns).
     run(dvc("exp", "run", "--queue", "-n", "lr-queued", "-S", "models.fmnist_3.training.learning_rate=0.0005",
             stage("train", "fmnist_3")), clone_a, env)
     experiment_output = run(dvc("exp", "run", "--run-all"), clone_a, env)
