@@ -71,17 +71,33 @@ def queue_statuses(project: Path, env: dict) -> dict[str, str]:
     return statuses
 
 
+# `dvc queue status` costs over a second of CPU, taken from the experiments it waits for; a git ref
+# per finished experiment is a cheap sign to look for every second, and a failure (no ref) is still
+# seen within STATUS_EVERY_SECONDS.
+STATUS_EVERY_SECONDS = 15
+
+
+def experiment_references(project: Path, env: dict) -> set[str]:
+    """Names of the experiments with a git ref (`refs/exps/.../<name>`): those that ran to the end."""
+    listed = run(["git", "for-each-ref", "--format=%(refname)", "refs/exps"], project, env)
+    return {reference.rsplit("/", 1)[-1] for reference in listed.split()}
+
+
 def run_queue(project: Path, env: dict, names: list[str], workers: int, timeout_seconds: float) -> float:
     """Start `workers` queue workers and wait until every one of `names` has finished; return seconds."""
     start = time.perf_counter()
     run(dvc("queue", "start", "-j", str(workers)), project, env)
+    asked = start
     while True:
-        statuses = queue_statuses(project, env)
-        if all(statuses.get(name) in FINISHED for name in names):
-            return time.perf_counter() - start
-        if time.perf_counter() - start > timeout_seconds:
-            raise TimeoutError(f"queue not finished after {timeout_seconds:.0f} s: {statuses}")
-        time.sleep(2)
+        now = time.perf_counter()
+        if set(names) <= experiment_references(project, env) or now - asked >= STATUS_EVERY_SECONDS:
+            asked = now
+            statuses = queue_statuses(project, env)
+            if all(statuses.get(name) in FINISHED for name in names):
+                return time.perf_counter() - start
+            if now - start > timeout_seconds:
+                raise TimeoutError(f"queue not finished after {timeout_seconds:.0f} s: {statuses}")
+        time.sleep(1)
 
 
 def shown_experiments(project: Path, env: dict) -> dict[str, dict]:

@@ -378,7 +378,8 @@ def test_rerunning_committed_stages_reproduces_their_numbers_and_the_check_can_f
     record = json.loads(metrics_path.read_text())
     record["heads"]["fashion"]["accuracy"] += 0.01
     metrics_path.write_text(json.dumps(record, indent=2) + "\n")
-    run(git("commit", "-qam", "a result this code did not make"), work, env)
+    run(git("add", "-A"), work, env)  # the small run's results and dvc.lock, with the altered file
+    run(git("commit", "-qm", "a result this code did not make"), work, env)
     lock_before = yaml.safe_load((work / "dvc.lock").read_text())["stages"]
     result = subprocess.run([sys.executable, "-m", "devtools.check_reproduction", "fashion_cnns@fmnist_4-42",
                              "--aggregate", "fashion_cnns"], cwd=work, env=env, capture_output=True, text=True)
