@@ -128,6 +128,11 @@ def git(*arguments: str) -> list[str]:
     return ["git", *GIT_IDENTITY, *arguments]
 
 
+def object_path(storage: Path, md5: str) -> Path:
+    """Where a DVC cache or remote (``storage``: ``.dvc/cache`` or the remote's root) keeps an object."""
+    return storage / "files" / "md5" / md5[:2] / md5[2:]
+
+
 def stages_run(output: str) -> set[str]:
     """Stages `dvc repro` actually executed (restored-from-run-cache stages are not listed)."""
     return set(re.findall(r"Running stage '([^']+)'", output))

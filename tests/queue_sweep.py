@@ -77,10 +77,10 @@ def queue_statuses(project: Path, env: dict) -> dict[str, str]:
 STATUS_EVERY_SECONDS = 15
 
 
-def experiment_references(project: Path, env: dict) -> set[str]:
-    """Names of the experiments with a git ref (`refs/exps/.../<name>`): those that ran to the end."""
+def experiment_references(project: Path, env: dict) -> dict[str, str]:
+    """Experiment name -> its git ref (`refs/exps/.../<name>`), for those that ran to the end."""
     listed = run(["git", "for-each-ref", "--format=%(refname)", "refs/exps"], project, env)
-    return {reference.rsplit("/", 1)[-1] for reference in listed.split()}
+    return {reference.rsplit("/", 1)[-1]: reference for reference in listed.split()}
 
 
 def run_queue(project: Path, env: dict, names: list[str], workers: int, timeout_seconds: float) -> float:
@@ -90,7 +90,7 @@ def run_queue(project: Path, env: dict, names: list[str], workers: int, timeout_
     asked = start
     while True:
         now = time.perf_counter()
-        if set(names) <= experiment_references(project, env) or now - asked >= STATUS_EVERY_SECONDS:
+        if set(names) <= experiment_references(project, env).keys() or now - asked >= STATUS_EVERY_SECONDS:
             asked = now
             statuses = queue_statuses(project, env)
             if all(statuses.get(name) in FINISHED for name in names):

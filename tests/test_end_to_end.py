@@ -21,8 +21,8 @@ import browser
 
 from cnn_comparison.params import load_params, validated
 from project_copies import SMALL_LIMITS as LIMITS
-from project_copies import (as_from_a_terminal, copy_run_project, dvc, git, readme_command, run, set_value,
-                           stages_run, tool_environment)
+from project_copies import (as_from_a_terminal, copy_run_project, dvc, git, object_path, readme_command, run,
+                           set_value, stages_run, tool_environment)
 
 pytestmark = pytest.mark.end_to_end
 
@@ -417,7 +417,7 @@ def test_retrain_commits_each_stage_it_runs_and_skips_the_ones_up_to_date(small_
     assert f"pushed {stages[0]} to team" in result.stdout and f"pushed {stages[1]} to team" in result.stdout
     model_md5 = next(out["md5"] for out in yaml.safe_load((work / "dvc.lock").read_text())["stages"][stages[0]]["outs"]
                      if out["path"].endswith("model.keras"))
-    assert (remote / "files" / "md5" / model_md5[:2] / model_md5[2:]).is_file()
+    assert object_path(remote, model_md5).is_file()
     code = run(["git", "rev-parse", "--short", "HEAD~2"], work, env).strip()
     messages = run(["git", "log", "--format=%s", "-3"], work, env).splitlines()
     assert messages == [f"retrained: {stages[1]} by {code}", f"retrained: {stages[0]} by {code}",

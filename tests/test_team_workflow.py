@@ -23,7 +23,8 @@ import yaml
 import queue_sweep
 from cnn_comparison.layout import MODEL_FILE, run_directory, stage_name
 from cnn_comparison.params import load_params, validated
-from project_copies import copy_run_project, dvc, git, run, set_value, stages_run, tool_environment
+from project_copies import (copy_run_project, dvc, git, object_path, run, set_value, stages_run,
+                           tool_environment)
 from servers import openssh_server, s3_server
 
 pytestmark = pytest.mark.end_to_end
@@ -124,15 +125,12 @@ def lock_outputs(clone: Path, revision: str | None = None) -> dict[str, str]:
 
 def experiment_model(clone: Path, experiment: str, model: str) -> Path:
     """The model file an experiment of ``clone``'s recorded, in ``clone``'s DVC cache (found by its git ref)."""
-    references = run(["git", "for-each-ref", "--format=%(refname)", "refs/exps"], clone, tool_environment()).split()
-    reference = next(name for name in references if name.endswith(f"/{experiment}"))
-    md5 = lock_outputs(clone, reference)[model_file(model)]
-    return clone / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]
+    reference = queue_sweep.experiment_references(clone, tool_environment())[experiment]
+    return object_path(clone / ".dvc" / "cache", lock_outputs(clone, reference)[model_file(model)])
 
 
 def model_object(team: dict, remote_root: Path, model: str) -> Path:
-    md5 = lock_outputs(team["a"])[model_file(model)]
-    return remote_root / "files" / "md5" / md5[:2] / md5[2:]
+    return object_path(remote_root, lock_outputs(team["a"])[model_file(model)])
 
 
 def assert_up_to_date_without_training(clone: Path, reference: Path, env: dict, label: str) -> None:
@@ -346,7 +344,7 @@ def test_corrupted_remote_object_is_detected_on_pull(team):
     assert f"Missing cache files:\nmd5: {md5}" in output, output
     assert f"Checkout failed for following targets:\n{model_file('fmnist_4')}\nIs your cache up to date?" in output, output
     assert not (clone / model_file("fmnist_4")).exists(), "corrupted data must not be checked out"
-    cached = clone / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]
+    cached = object_path(clone / ".dvc" / "cache", md5)
     assert not cached.exists() or hashlib.md5(cached.read_bytes()).hexdigest() == md5, "corrupt object in the cache"
     assert (clone / model_file("fmnist_3")).exists(), "intact objects are still pulled"
     assert "up to date" not in run(dvc("status"), clone, env).lower()  # the missing model is reported
