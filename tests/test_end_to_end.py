@@ -241,8 +241,8 @@ def test_dvc_plots_show_draws_every_plot_in_a_browser_with_no_network(project, r
 
 def test_second_repro_runs_nothing_and_edits_rerun_only_their_stages(project):
     work, env, _ = project
-    assert stages_run(run(dvc("repro"), work, env)) == set()
-    assert "Data and pipelines are up to date" in run(dvc("status"), work, env)
+    output = run(dvc("repro"), work, env)
+    assert stages_run(output) == set() and "Data and pipelines are up to date." in output, output
 
     # The multitask trunk: only the multitask runs and their study's aggregate.
     set_value(work / "params.yaml", r"(  trunk:.*?units: )128", r"\g<1>64")
@@ -264,6 +264,9 @@ def test_a_new_seed_runs_only_its_stages_and_its_study_aggregate(project):
     assert summary["fmnist_fast"]["seeds"] == 2 and summary["fmnist_fast"]["accuracy_std"] is not None
     assert set(pd.read_csv(work / "plots" / "fast_cnn" / "table.csv")["seed"]) == {7, 42}
     assert "fmnist_fast (seed 7)" in (work / "plots" / "fast_cnn" / "time_to_accuracy.md").read_text()
+    # The seed reaches training: the same recipe on another seed makes other weights.
+    models = work / "models" / "fast_cnn" / "fmnist_fast"
+    assert (models / "seed_7" / "model.keras").read_bytes() != (models / "seed_42" / "model.keras").read_bytes()
 
 
 def test_a_recipe_experiment_reruns_only_its_model_and_exp_show_fits_what_changed_in_120_columns(
@@ -585,7 +588,8 @@ def test_a_failed_stage_keeps_the_committed_results_and_the_printed_fix_works(sm
     # results as committed, and `dvc checkout` brings the model back once params.yaml is restored.
     set_value(work / "params.yaml", r"(  fmnist_3:.*?optimizer: )adam(.*?learning_rate: )0\.001", r"\g<1>sgd\g<2>1000000.0")
     failed = subprocess.run(dvc("repro"), cwd=work, env=env, capture_output=True, text=True)
-    assert failed.returncode != 0 and "times its first value" in failed.stderr, failed.stderr[-3000:]
+    assert failed.returncode != 0 and "over 1000 times its first value" in failed.stderr, failed.stderr[-3000:]
+    assert "models.fmnist_3.training.learning_rate" in failed.stderr and "nothing was saved" in failed.stderr
     assert not model.exists() and not list(model.parent.parent.glob(".partial.*"))
     assert {path: path.read_bytes() for path in results.rglob("*") if path.is_file()} == committed
     run(git("checkout", "params.yaml"), work, env)

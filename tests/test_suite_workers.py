@@ -1,6 +1,6 @@
 """The suite's own set-up: tests marked with one `xdist_group` run on one worker (pyproject.toml's
-`--dist loadgroup`), so an expensive module fixture they share (test_train_stage.py's `seeded_runs`:
-four training runs) is made once, not on both workers."""
+`--dist loadgroup`), so an expensive module fixture they share (test_train_stage.py's `seeded_run`:
+a train and an evaluate stage, each paying TensorFlow's start-up) is made once, not on both workers."""
 import os
 import re
 import subprocess

@@ -1,7 +1,8 @@
 """The train and evaluate stages as `dvc repro` runs them (subprocesses), on small synthetic data.
 
-Same params + same seed on the same machine must give the same bytes; a diverging run must fail
-without leaving a model behind.
+A run records what decides its numbers apart from its seconds; a bad seed, a diverging training,
+an interruption or a corrupt model fails the stage with one clear line and leaves nothing behind.
+(That a rerun gives the same bytes is shown through DVC: tests/test_end_to_end.py.)
 """
 from __future__ import annotations
 
@@ -82,32 +83,28 @@ def train_and_evaluate(project_root: Path, root: Path, data_roots, params_file: 
 
 
 @pytest.fixture(scope="module")
-def seeded_runs(project_root, params, data_roots, tmp_path_factory) -> dict[str, tuple[Path, Path]]:
-    """Seed 7 trained and evaluated twice, each in its own processes, and seed 8 trained once."""
-    root = tmp_path_factory.mktemp("seeded_runs")
-    params_file = write_params(params, root, AUGMENTED_BATCH_NORM_MODEL, seeds=(7, 8))
-    runs = {name: train_and_evaluate(project_root, root / name, data_roots, params_file, seed, steps)
-            for name, seed, steps in (("first", 7, ("train", "evaluate")), ("second", 7, ("train", "evaluate")),
-                                      ("other_seed", 8, ("train",)))}
-    return {**runs, "params": params_file}
+def seeded_run(project_root, params, data_roots, tmp_path_factory) -> dict[str, Path]:
+    """Seed 7 trained and evaluated, each in its own process, as `dvc repro` runs them.
+
+    That a rerun in another process gives the same bytes is shown through DVC, by the end-to-end
+    test of the reproduction check (an augmented batch-norm model, as here); that another seed gives
+    other weights, by the end-to-end test of a new seed. Each run here costs two TensorFlow start-ups.
+    """
+    root = tmp_path_factory.mktemp("seeded_run")
+    params_file = write_params(params, root, AUGMENTED_BATCH_NORM_MODEL, seeds=(7,))
+    models, metrics = train_and_evaluate(project_root, root, data_roots, params_file, 7)
+    return {"models": models, "metrics": metrics, "params": params_file}
 
 
-# The tests on seeded_runs share one worker, which makes the runs once (per worker would be twice).
-@pytest.mark.xdist_group("seeded_runs")
-def test_same_seed_gives_identical_bytes_in_two_processes(seeded_runs, capsys):
-    """Every output file, model.keras included, is byte for byte the same; only timings.json differs."""
-    runs = seeded_runs
-    for index, what in enumerate(("models", "metrics")):
-        first, second = runs["first"][index], runs["second"][index]
-        assert compare_runs.main([str(first), str(second)]) == 0, capsys.readouterr().out
-        assert capsys.readouterr().out.startswith("identical")
-        assert {path.name for path in first.iterdir()} >= {"timings.json", "live"}
-    first, second = (runs[name][0] / "model.keras" for name in ("first", "second"))
-    assert first.read_bytes() == second.read_bytes()
-    assert compare_runs.main([str(runs["first"][0]), str(runs["other_seed"][0])]) == 1
-    assert "model.keras: differs" in capsys.readouterr().out  # a different seed: the seed reaches training
-    metrics = json.loads((runs["first"][1] / "metrics.json").read_text())
-    timings = json.loads((runs["first"][1] / "timings.json").read_text())
+# The tests on seeded_run share one worker, which makes the run once (per worker would be twice).
+@pytest.mark.xdist_group("seeded_run")
+def test_a_run_records_its_seed_and_determinism_and_keeps_seconds_and_machine_apart(seeded_run):
+    """metrics.json holds what decides the numbers (seed, op determinism, threads, library versions);
+    timings.json, the one file a rerun changes, holds the seconds and the machine."""
+    models, results = seeded_run["models"], seeded_run["metrics"]
+    assert {path.name for path in models.iterdir()} >= {"model.keras", "timings.json", "live"}
+    metrics = json.loads((results / "metrics.json").read_text())
+    timings = json.loads((results / "timings.json").read_text())
     provenance = metrics["provenance"][0]
     assert provenance["seed"] == metrics["seed"] == 7
     for step in ("training", "evaluation"):
@@ -119,6 +116,26 @@ def test_same_seed_gives_identical_bytes_in_two_processes(seeded_runs, capsys):
     assert len(timings["elapsed_wall_seconds"]) == metrics["epochs_run"] and timings["training_cpu_seconds"] > 0
 
 
+@pytest.mark.xdist_group("seeded_run")
+def test_compare_runs_ignores_the_timings_file_and_names_any_other_difference(seeded_run, tmp_path, capsys):
+    """devtools.compare_runs, the check before `dvc commit` after a refactor, on a real run's files."""
+    for name in ("models", "metrics"):
+        original = seeded_run[name]
+        copy_dir = shutil.copytree(original, tmp_path / name)
+        timings = copy_dir / "timings.json"
+        record = json.loads(timings.read_text())
+        record["training_cpu_seconds"] += 1.0  # a rerun: other seconds, the same run
+        timings.write_text(json.dumps(record))
+        assert compare_runs.main([str(original), str(copy_dir)]) == 0, capsys.readouterr().out
+        assert capsys.readouterr().out.startswith("identical")
+    model = tmp_path / "models" / "model.keras"
+    model.write_bytes(model.read_bytes()[:-1] + bytes([model.read_bytes()[-1] ^ 1]))
+    (tmp_path / "models" / "live" / "extra.txt").write_text("")
+    assert compare_runs.main([str(seeded_run["models"]), str(tmp_path / "models")]) == 1
+    out = capsys.readouterr().out
+    assert "model.keras: differs" in out and "live/extra.txt: only in" in out, out
+
+
 def test_an_undeclared_seed_is_refused_before_data_is_read(project_root, params, tmp_path):
     params_file = write_params(params, tmp_path, AUGMENTED_BATCH_NORM_MODEL, seeds=(7,))
     result = run_stage(project_root, "train", str(tmp_path / "no_data"), str(tmp_path / "models"),
@@ -128,69 +145,37 @@ def test_an_undeclared_seed_is_refused_before_data_is_read(project_root, params,
     assert "Traceback" not in result.stderr and not (tmp_path / "models").exists()
 
 
-@pytest.mark.parametrize("learning_rate, message", [(1.0e30, "the training loss became nan"),
-                                                    (1.0e6, "over 1000 times its first value")],
-                         ids=["nan", "exploding"])
-def test_a_diverging_training_fails_the_stage_and_saves_nothing(project_root, params, data_roots, tmp_path,
-                                                                learning_rate, message):
-    """NaN, and a loss that explodes without becoming NaN (SGD at 1e6: about 1e33, chance accuracy)."""
+def test_a_diverging_training_fails_the_stage_and_saves_nothing(project_root, params, data_roots, tmp_path):
+    """A NaN loss. A loss that explodes without becoming NaN (SGD at 1e6) fails the same way, through
+    DVC: tests/test_end_to_end.py::test_a_failed_stage_keeps_the_committed_results_and_the_printed_fix_works."""
     diverging = copy.deepcopy(AUGMENTED_BATCH_NORM_MODEL)
-    diverging["training"].update(optimizer={"type": "sgd"}, learning_rate=learning_rate)
+    diverging["training"].update(optimizer={"type": "sgd"}, learning_rate=1.0e30)
     params_file = write_params(params, tmp_path, diverging)
     result = run_stage(project_root, "train", str(data_roots[0]), str(tmp_path / "models"),
                        "--stage", "train_tiny_study@tiny-7", "--params", str(params_file))
     assert result.returncode == 1, result.stdout[-2000:]
-    assert message in result.stderr and "nothing was saved" in result.stderr, result.stderr[-2000:]
+    assert "the training loss became nan" in result.stderr and "nothing was saved" in result.stderr, result.stderr[-2000:]
     assert "models.tiny.training.learning_rate" in result.stderr
     assert_nothing_saved(tmp_path / "models")
 
 
-def start_long_training(project_root: Path, params: dict, tmp_path: Path, data_root: Path) -> tuple[subprocess.Popen, Path]:
-    """A train stage with 500 epochs to run, returned once it has printed its start line."""
-    endless = copy.deepcopy(AUGMENTED_BATCH_NORM_MODEL)
-    endless["training"]["epochs"] = 500
-    params_file = write_params(params, tmp_path, endless)
-    run_dir = tmp_path / "models"
-    command = [sys.executable, str(project_root / "stages" / "train.py"), str(data_root), str(run_dir),
-               "--stage", "train_tiny_study@tiny-7", "--params", str(params_file)]
-    process = subprocess.Popen(command, cwd=project_root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    lines = []
-    for line in process.stdout:  # the start line comes after TensorFlow has loaded and the data is read
-        lines.append(line)
-        if line.startswith("[train tiny seed 7]"):
-            break
-    else:
-        pytest.fail("the stage ended before it started training: " + "".join(lines) + process.stderr.read())
-    return process, run_dir
-
-
 def assert_nothing_saved(root: Path) -> None:
     leftovers = sorted(str(path.relative_to(root)) for path in root.rglob("*") if path.is_file()) if root.exists() else []
-    assert leftovers == [], f"an interrupted stage left {leftovers}"
+    assert leftovers == [], f"a failed stage left {leftovers}"
 
 
-def test_sigterm_stops_training_with_one_line_and_saves_nothing(project_root, params, data_roots, tmp_path):
-    process, run_dir = start_long_training(project_root, params, tmp_path, data_roots[0])
-    process.terminate()
-    stdout, stderr = process.communicate(timeout=60)
-    assert process.returncode == 143, stderr[-2000:]
-    assert stderr.count("interrupted (SIGTERM): stage train ") == 1 and "train_tiny_study@tiny-7" in stderr, stderr[-2000:]
-    assert "Traceback" not in stderr and "Exception ignored" not in stderr, stderr[-3000:]
-    assert_nothing_saved(run_dir)
-
-
-@pytest.mark.xdist_group("seeded_runs")
-def test_a_corrupt_model_file_is_reported_as_corrupt_with_the_fix(project_root, seeded_runs, data_roots, tmp_path):
+@pytest.mark.xdist_group("seeded_run")
+def test_a_corrupt_model_file_is_reported_as_corrupt_with_the_fix(project_root, seeded_run, data_roots, tmp_path):
     """The message names the file and a fix; the previous results stay as they were (the fix itself
     is run by the end-to-end test on a real DVC project)."""
-    shutil.copytree(seeded_runs["first"][0].parents[2], tmp_path / "models")
-    shutil.copytree(seeded_runs["first"][1].parents[2], tmp_path / "metrics")
+    shutil.copytree(seeded_run["models"].parents[2], tmp_path / "models")
+    shutil.copytree(seeded_run["metrics"].parents[2], tmp_path / "metrics")
     model_file = run_directory(tmp_path / "models" / "tiny_study", "tiny", 7) / "model.keras"
     model_file.write_bytes(model_file.read_bytes()[: model_file.stat().st_size // 2])  # truncated
     results = run_directory(tmp_path / "metrics" / "tiny_study", "tiny", 7)
     before = {path: path.read_bytes() for path in results.rglob("*") if path.is_file()}
     result = run_stage(project_root, "evaluate", str(data_roots[1]), str(tmp_path / "models"), str(tmp_path / "metrics"),
-                       "--stage", "evaluate_tiny_study@tiny-7", "--params", str(seeded_runs["params"]))
+                       "--stage", "evaluate_tiny_study@tiny-7", "--params", str(seeded_run["params"]))
     assert result.returncode == 1
     assert f"error: {model_file} is corrupt or truncated" in result.stderr, result.stderr[-2000:]
     assert "dvc checkout --force train_tiny_study@tiny-7" in result.stderr
