@@ -91,7 +91,7 @@ def seeded_run(project_root, params, data_roots, tmp_path_factory) -> dict[str, 
     other weights, by the end-to-end test of a new seed. Each run here costs two TensorFlow start-ups.
     """
     root = tmp_path_factory.mktemp("seeded_run")
-    params_file = write_params(params, root, AUGMENTED_BATCH_NORM_MODEL, seeds=(7,))
+    params_file = write_params(params, root, AUGMENTED_BATCH_NORM_MODEL)
     models, metrics = train_and_evaluate(project_root, root, data_roots, params_file, 7)
     return {"models": models, "metrics": metrics, "params": params_file}
 
