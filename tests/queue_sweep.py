@@ -18,7 +18,8 @@ import time
 from pathlib import Path
 
 from cnn_comparison.layout import run_directory
-from project_copies import dvc, run
+from cnn_comparison.params import load_params
+from project_copies import dvc, run, write_params
 
 MODEL = "fmnist_3"
 STUDY = "fashion_cnns"  # the study that lists fmnist_3 in params.yaml
@@ -59,6 +60,19 @@ def queue_grid(project: Path, env: dict, seed: int) -> list[str]:
     names = re.findall(r"Queued experiment '([^']+)'", output)
     assert len(names) == len(list(itertools.product(*GRID.values()))), output
     return names
+
+
+def set_params(params_path: Path, values: dict[str, object]) -> None:
+    """Set dotted keys as `-S` does (``models.fmnist_3.layers.3.rate``: list items by index) and rewrite
+    params.yaml in the test project's layout: a teammate asking for an experiment's params by hand."""
+    params = load_params(params_path)
+    for key, value in values.items():
+        *path, last = key.split(".")
+        node = params
+        for part in path:
+            node = node[int(part)] if isinstance(node, list) else node[part]
+        node[int(last) if isinstance(node, list) else last] = value
+    write_params(params_path, params)
 
 
 def queue_statuses(project: Path, env: dict) -> dict[str, str]:

@@ -276,8 +276,8 @@ def test_a_sweep_on_the_queue_with_two_workers_is_shared_and_its_best_applied(te
     run(dvc("exp", "pull", "origin", shared_name), colleague, env)
     assert shared_name in run(dvc("exp", "list", "--name-only"), colleague, env)
     shared = shown[shared_name]
-    set_value(colleague / "params.yaml", r"(  fmnist_3:.*?\{type: dropout, rate: )[0-9.]+", rf"\g<1>{shared['dropout']}")
-    set_value(colleague / "params.yaml", r"(  fmnist_3:.*?learning_rate: )[0-9.]+", rf"\g<1>{shared['learning_rate']}")
+    queue_sweep.set_params(colleague / "params.yaml", {queue_sweep.DROPOUT: shared["dropout"],
+                                                       queue_sweep.LEARNING_RATE: shared["learning_rate"]})
     train = stage("train", queue_sweep.MODEL, shared["seed"])
     output = timed("colleague: dvc repro --pull of the experiment's training", dvc("repro", "--pull", train), colleague, env)
     assert f"Stage '{train}' is cached - skipping run" in output, output
