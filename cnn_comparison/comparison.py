@@ -79,6 +79,15 @@ def seeded_label(label: str, seed: int) -> str:
     return f"{label[:-1]}, seed {seed})" if label.endswith(")") else f"{label} (seed {seed})"
 
 
+def unseeded_label(label: str, seed: int) -> str:
+    """``fmnist_5`` from ``fmnist_5 (seed 43)``, ``multitask (digits)`` from ``multitask (digits, seed 43)``
+    (seeded_label's inverse); a one-seed study's labels carry no seed and stay as they are."""
+    for suffix, kept in ((f" (seed {seed})", ""), (f", seed {seed})", ")")):
+        if label.endswith(suffix):
+            return label[:-len(suffix)] + kept
+    return label
+
+
 def run_limits(record: Mapping) -> dict[str, Any]:
     """The `limits` a run was made with; unset caps dropped, so ``{}`` and all-null read the same."""
     provenance = record.get("provenance") or [{}]

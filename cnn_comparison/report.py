@@ -3,9 +3,9 @@
 The stage fills docs/results.template.md (hand-written prose) with the sections made here from the
 declared runs, the aggregates and the reference texts, so `dvc repro` keeps every number true and
 nothing is copied by hand. What counts: exactly the runs params.yaml declares (``studies.<study>.models``
-x ``seeds``), read from ``metrics/<study>/<model>/seed_<seed>/metrics.json``, and only those made on
-full data (no `limits`); a model without such runs reads "not yet retrained by the current code". An
-aggregate's outputs (``plots/<study>/``) are used only when its table.csv holds exactly those runs.
+x ``seeds``), read from ``metrics/<study>/<model>/seed_<seed>/metrics.json`` (and the training log
+that evaluate copies to ``live/`` beside it), and only those made on full data (no `limits`); a model
+without such runs reads "not yet retrained by the current code". An aggregate's outputs (``plots/<study>/``) are used only when its table.csv holds exactly those runs.
 """
 from __future__ import annotations
 
@@ -19,12 +19,13 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from cnn_comparison.comparison import (COST_COLUMNS, COST_HEADERS, DIFFERS, TABLE_COLUMNS, cost_cells, WITHIN_NOISE, comparison_table, curve_label, markdown_table,
-                                       pairwise_tests, ranked, spread_table)
-from cnn_comparison.layout import METRICS_FILE, read_run, run_directory
+from cnn_comparison.comparison import (COST_COLUMNS, COST_HEADERS, DIFFERS, TABLE_COLUMNS, WITHIN_NOISE, at_saved_epoch,
+                                       comparison_table, cost_cells, curve_label, markdown_table, pairwise_tests,
+                                       ranked, spread_table, unseeded_label, validation_history)
+from cnn_comparison.layout import LIVE_DIRECTORY, METRICS_FILE, read_run, run_directory
 from cnn_comparison.params import CpuShareTarget, MultitaskModel, Params
 
-SECTIONS = ("reference", "targets", "multitask", "figures", "time", "run_times")
+SECTIONS = ("reference", "validation", "targets", "multitask", "figures", "time", "run_times")
 NOT_RETRAINED = "not yet retrained by the current code"
 REFERENCE_COLUMNS = ("accuracy", "precision_macro", "recall_macro", "f1_macro", "loss", "training_time_seconds")
 REFERENCE_REPORT = "cnn_comparison_report.md"
@@ -66,6 +67,52 @@ def parse_reference_accuracies(output_text: str) -> dict[str, str]:
             accuracies[title] = match.group(1)
             title = None
     return accuracies
+
+
+@dataclass(frozen=True)
+class ReferenceRun:
+    """One model's training log in the reference report: validation accuracy and loss per epoch."""
+
+    planned_epochs: int
+    validation_accuracy: tuple[float, ...]
+    validation_loss: tuple[float, ...]
+
+    @property
+    def kept_epoch(self) -> int:
+        """The epoch whose weights the report tested: its EarlyStopping restores the lowest validation
+        loss when it ends a run early; a run that went all its epochs keeps the last."""
+        if len(self.validation_loss) < self.planned_epochs:
+            return 1 + int(np.argmin(self.validation_loss))
+        return len(self.validation_loss)
+
+
+REFERENCE_RUN_START = re.compile(r"(fmnist_\d+)\.fit\(|Training (fmnist\\?_\d+)\.\.\.")
+REFERENCE_EPOCH = re.compile(r"Epoch 1/(\d+)")
+REFERENCE_VALIDATION = re.compile(r"val\\?_accuracy: ([0-9.]+) - val\\?_loss: ([0-9.]+)")
+
+
+def parse_reference_training_logs(report_text: str) -> dict[str, ReferenceRun]:
+    """Each validated run's epochs from the report's printed Keras logs: a ``fmnist_N.fit(`` call or
+    a ``Training fmnist_N...`` line names the model, ``Epoch 1/N`` starts its log. Runs trained
+    without validation data (``fmnist_1``) have none and are left out."""
+    logs: dict[str, tuple[int, list[tuple[float, float]]]] = {}
+    model, current = None, None
+    for line in report_text.splitlines():
+        start = REFERENCE_RUN_START.search(line)
+        if start:
+            model, current = (start.group(1) or start.group(2)).replace("\\", ""), None
+            continue
+        epoch = REFERENCE_EPOCH.search(line)
+        if epoch and model and current is None:
+            current = logs.setdefault(model, (int(epoch.group(1)), []))[1]
+        validation = REFERENCE_VALIDATION.search(line)
+        if validation and current is not None:
+            current.append((float(validation.group(1)), float(validation.group(2))))
+    runs = {model: ReferenceRun(planned, tuple(accuracy for accuracy, _ in epochs), tuple(loss for _, loss in epochs))
+            for model, (planned, epochs) in logs.items() if epochs}
+    if not runs:
+        raise ValueError("no Keras training logs with val_accuracy and val_loss found in the reference report")
+    return runs
 
 
 # --- the declared runs --------------------------------------------------------------------------
@@ -241,6 +288,56 @@ def reference_section(params: Params, runs: StudyRuns, reference: Mapping[str, M
     else:
         lines.append(f"The ranking over seeds (`plots/{runs.study}/table.md`) is not shown yet. {aggregate_status(runs)}")
     return "\n".join(lines)
+
+
+def kept_weights_scores(runs: StudyRuns, model: str, metrics_root: Path) -> list[tuple[float, float]]:
+    """(validation accuracy, test accuracy) of the weights each of ``model``'s runs kept, from the
+    training log that evaluate copies beside its metrics; runs without that log, or with several
+    heads, are left out."""
+    scores = []
+    for seed in runs.seeds_of(model):
+        record = runs.records[model, seed]
+        if len(record["heads"]) != 1:
+            continue
+        live_dir = run_directory(Path(metrics_root) / runs.study, model, seed) / LIVE_DIRECTORY
+        try:
+            validation = at_saved_epoch(validation_history(live_dir, record, "accuracy"), record)[curve_label(model, None)]
+        except FileNotFoundError:
+            continue
+        scores.append((validation, next(iter(record["heads"].values()))["accuracy"]))
+    return scores
+
+
+def validation_section(runs: StudyRuns, reference: Mapping[str, Mapping[str, str]],
+                       reference_runs: Mapping[str, ReferenceRun], metrics_root: Path) -> str:
+    """Per model, the epoch whose weights were tested, their validation accuracy and how much of it
+    the test set kept, beside the report's runs: shows whether a gap to the report opens in training
+    (validation) or between validation and test."""
+    header = ("model", "kept epoch (ours / report)", "validation accuracy (ours / report)",
+              "validation − test, pp (ours / report)")
+    rows = []
+    for model in runs.models:
+        scores = kept_weights_scores(runs, model, metrics_root)
+        ours = ["–"] * 3
+        if scores:
+            validation = np.array([value for value, _ in scores])
+            test = np.array([value for _, value in scores])
+            epochs = [runs.records[model, seed].get("epoch_of_saved_weights") or runs.records[model, seed]["epochs_run"]
+                      for seed in runs.seeds_of(model)]
+            ours = [value_range(epochs),
+                    mean_and_std(validation.mean(), validation.std(ddof=1) if len(scores) > 1 else math.nan, len(scores)),
+                    points(float((validation - test).mean()))]
+        if model not in reference:
+            rows.append([f"`{model}`", *ours])
+            continue
+        theirs = ["–"] * 3  # a run without validation data (fmnist_1's)
+        if model in reference_runs:
+            run = reference_runs[model]
+            kept_validation = run.validation_accuracy[run.kept_epoch - 1]
+            theirs = [str(run.kept_epoch), f"{kept_validation:.4f}",
+                      points(kept_validation - float(reference[model]["accuracy"]))]
+        rows.append([f"`{model}`", *(f"{mine} / {other}" for mine, other in zip(ours, theirs))])
+    return markdown_table(header, rows)
 
 
 REPRODUCED_WITHIN_POINTS = 0.6  # a reference model is reproduced when within this many points ...
@@ -426,15 +523,6 @@ def figures_section(runs_by_study: Mapping[str, StudyRuns], plots_root: Path, do
     return "\n".join(lines)
 
 
-def unseeded_label(label: str, seed: int) -> str:
-    """``fmnist_5`` from ``fmnist_5 (seed 43)``, ``multitask (digits)`` from ``multitask (digits, seed 43)``
-    (comparison.seeded_label's inverse); a one-seed study's labels carry no seed and stay as they are."""
-    for suffix, kept in ((f" (seed {seed})", ""), (f", seed {seed})", ")")):
-        if label.endswith(suffix):
-            return label[:-len(suffix)] + kept
-    return label
-
-
 def time_to_accuracy_by_model(reached: pd.DataFrame, thresholds: Sequence[float], models: Sequence[str] = ()) -> str:
     """One row per model of the aggregate's time-to-accuracy table (time_to_accuracy.csv): over its
     runs, the range of the first epoch that reached each threshold and of the training CPU seconds
@@ -521,6 +609,8 @@ def render_sections(params: Params, metrics_root: Path, plots_root: Path, refere
     report = params.report
     return {
         "reference": reference_section(params, runs_by_study[report.reference.study], reference, plots_root),
+        "validation": validation_section(runs_by_study[report.reference.study], reference,
+                                         parse_reference_training_logs(reference_texts[REFERENCE_REPORT]), metrics_root),
         "targets": "\n\n".join(target_section(runs_by_study[study], target,
                                               runs_by_study[params.study_of(target.baseline)])
                                for study, target in report.targets.items()),
