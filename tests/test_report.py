@@ -16,11 +16,11 @@ import yaml
 
 from cnn_comparison.layout import run_directory
 from cnn_comparison.params import load_params, validated
-from cnn_comparison.report import (NOT_RETRAINED, REFERENCE_OUTPUT, REFERENCE_REPORT, SECTIONS, current_aggregate,
-                                   fill_template, is_full_data, parse_reference_accuracies, parse_reference_cnn_table,
-                                   read_study_runs, reference_ranking_line, render_sections,
-                                   reproduction_line, time_to_accuracy_by_model, unseeded_label)
-from cnn_comparison.comparison import comparison_table, seeded_label
+from cnn_comparison.report import (NOT_RETRAINED, REFERENCE_OUTPUT, REFERENCE_REPORT, SECTIONS, ReferenceRun,
+                                   current_aggregate, fill_template, is_full_data, parse_reference_accuracies,
+                                   parse_reference_cnn_table, parse_reference_training_logs, read_study_runs, reference_ranking_line, render_sections,
+                                   reproduction_line, time_to_accuracy_by_model)
+from cnn_comparison.comparison import comparison_table, seeded_label, unseeded_label
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCUMENT = ROOT / "docs" / "results.md"
@@ -121,6 +121,50 @@ def test_reference_parsers_read_the_reports_numbers():
     assert parse_reference_accuracies((REFERENCE_DIR / "multitask_reference_output.txt").read_text()) == {
         "Dedicated Model Digit Performance": "0.97", "Dedicated Model Fashion Performance": "0.88",
         "Multitask Model Digit Performance": "0.98", "Multitask Model Fashion Performance": "0.87"}
+
+
+def test_the_reports_training_logs_give_each_validated_run_and_the_epoch_it_kept():
+    """`fmnist_1` trained without validation data; each other log is as long as `report.reference.epochs`
+    says, and the kept epoch is the one its early stopping restored (the last for a run that went all 50)."""
+    runs = parse_reference_training_logs(REFERENCE_TEXTS[REFERENCE_REPORT])
+    epochs = validated(RAW_PARAMS).report.reference.epochs
+    assert sorted(runs) == [f"fmnist_{index}" for index in range(2, 7)]
+    assert {model: len(run.validation_accuracy) for model, run in runs.items()} == {model: epochs[model] for model in runs}
+    assert {model: run.kept_epoch for model, run in runs.items()} == {
+        "fmnist_2": 10, "fmnist_3": 19, "fmnist_4": 14, "fmnist_5": 50, "fmnist_6": 31}
+    assert runs["fmnist_5"].validation_accuracy[-1] == 0.9311 and runs["fmnist_4"].validation_accuracy[13] == 0.9227
+
+
+def test_a_reference_run_keeps_its_lowest_validation_loss_only_when_early_stopping_ended_it():
+    log = "\n".join([
+        "fmnist_7.fit(x, y, epochs=4)", "Epoch 1/4", "375/375 - accuracy: 0.8 - val\\_accuracy: 0.81 - val\\_loss: 0.40",
+        "Epoch 2/4", "- val_accuracy: 0.85 - val_loss: 0.30", "Epoch 3/4", "- val_accuracy: 0.84 - val_loss: 0.35",
+        "Training fmnist\\_8...", "Epoch 1/2", "- val_accuracy: 0.70 - val_loss: 0.60",
+        "Epoch 2/2", "- val_accuracy: 0.60 - val_loss: 0.90"])
+    runs = parse_reference_training_logs(log)
+    assert runs["fmnist_7"] == ReferenceRun(4, (0.81, 0.85, 0.84), (0.40, 0.30, 0.35))
+    assert runs["fmnist_7"].kept_epoch == 2  # stopped after 3 of 4 epochs: the best weights were restored
+    assert runs["fmnist_8"].kept_epoch == 2  # ran all its epochs: the last weights were tested
+    with pytest.raises(ValueError, match="no Keras training logs"):
+        parse_reference_training_logs("fmnist_1.fit(x, y)\nEpoch 1/10\n- accuracy: 0.9 - loss: 0.3")
+
+
+def test_validation_rows_put_the_weights_our_runs_kept_beside_the_reports(tmp_path):
+    _, params = params_with_seeds(fashion_cnns=[42, 43])
+    results = tmp_path / "metrics"
+    for seed, saved_epoch, test_accuracy in ((42, 2, 0.92), (43, 3, 0.93)):
+        run = record("fmnist_5", seed, test_accuracy, epochs=3)
+        run["epoch_of_saved_weights"] = saved_epoch
+        log = write_record(results, CNN_STUDY, run).parent / "live" / "plots" / "metrics" / "eval" / "accuracy.tsv"
+        log.parent.mkdir(parents=True)
+        pd.DataFrame({"step": [0, 1, 2], "accuracy": [0.90, 0.93, 0.95]}).to_csv(log, sep="\t", index=False)
+    write_record(results, CNN_STUDY, record("fmnist_own", 42, 0.93))  # evaluated before logs were copied beside it
+    rows = {row[0]: row[1:] for row in table_rows(render(params, tmp_path)["validation"])}
+    assert list(rows) == [f"`{model}`" for model in params.studies[CNN_STUDY].models]
+    # validation accuracy at epochs 2 and 3: 0.93 and 0.95; minus test accuracy: +1 and +2 points
+    assert rows["`fmnist_5`"] == ["2–3 / 50", "0.9400 ± 0.0141 / 0.9311", "+1.50 / +0.06"]
+    assert rows["`fmnist_1`"] == ["– / –"] * 3  # not run here; the report's had no validation data
+    assert rows["`fmnist_own`"] == ["–"] * 3  # ours: no reference column
 
 
 def test_only_runs_without_limits_count_as_full_data():
