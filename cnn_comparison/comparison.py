@@ -474,8 +474,13 @@ def validation_history(live_dir: str | Path, record: Mapping, metric: str) -> di
 def at_saved_epoch(history: Mapping[str, pd.Series], record: Mapping) -> dict[str, float]:
     """Per curve label, the value at the epoch whose weights were saved (the last epoch for a run
     from before that was recorded): the validation accuracy a sweep may rank on, unlike the test set's."""
-    epoch = record.get("epoch_of_saved_weights") or record.get("epochs_run")
+    epoch = saved_epoch(record)
     return {label: float(series.get(epoch, float("nan"))) for label, series in history.items()}
+
+
+def saved_epoch(record: Mapping) -> int:
+    """The epoch whose weights a run saved; the last for a run from before that was recorded."""
+    return record.get("epoch_of_saved_weights") or record.get("epochs_run")
 
 
 def with_validation_accuracy(table: pd.DataFrame, saved: Mapping[tuple[str, int], Mapping[str, float]]) -> pd.DataFrame:

@@ -5,7 +5,8 @@ declared runs, the aggregates and the reference texts, so `dvc repro` keeps ever
 nothing is copied by hand. What counts: exactly the runs params.yaml declares (``studies.<study>.models``
 x ``seeds``), read from ``metrics/<study>/<model>/seed_<seed>/metrics.json`` (and the training log
 that evaluate copies to ``live/`` beside it), and only those made on full data (no `limits`); a model
-without such runs reads "not yet retrained by the current code". An aggregate's outputs (``plots/<study>/``) are used only when its table.csv holds exactly those runs.
+without such runs reads "not yet retrained by the current code". An aggregate's outputs
+(``plots/<study>/``) are used only when its table.csv holds exactly those runs.
 """
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ import pandas as pd
 
 from cnn_comparison.comparison import (COST_COLUMNS, COST_HEADERS, DIFFERS, TABLE_COLUMNS, WITHIN_NOISE, at_saved_epoch,
                                        comparison_table, cost_cells, curve_label, markdown_table, pairwise_tests,
-                                       ranked, spread_table, unseeded_label, validation_history)
+                                       ranked, saved_epoch, spread_table, unseeded_label,
+                                       validation_history)
 from cnn_comparison.layout import LIVE_DIRECTORY, METRICS_FILE, read_run, run_directory
 from cnn_comparison.params import CpuShareTarget, MultitaskModel, Params
 
@@ -290,8 +292,8 @@ def reference_section(params: Params, runs: StudyRuns, reference: Mapping[str, M
     return "\n".join(lines)
 
 
-def kept_weights_scores(runs: StudyRuns, model: str, metrics_root: Path) -> list[tuple[float, float]]:
-    """(validation accuracy, test accuracy) of the weights each of ``model``'s runs kept, from the
+def kept_weights_scores(runs: StudyRuns, model: str, metrics_root: Path) -> list[tuple[int, float, float]]:
+    """(epoch, validation accuracy, test accuracy) of the weights each of ``model``'s runs kept, from the
     training log that evaluate copies beside its metrics; runs without that log, or with several
     heads, are left out."""
     scores = []
@@ -304,7 +306,7 @@ def kept_weights_scores(runs: StudyRuns, model: str, metrics_root: Path) -> list
             validation = at_saved_epoch(validation_history(live_dir, record, "accuracy"), record)[curve_label(model, None)]
         except FileNotFoundError:
             continue
-        scores.append((validation, next(iter(record["heads"].values()))["accuracy"]))
+        scores.append((saved_epoch(record), validation, next(iter(record["heads"].values()))["accuracy"]))
     return scores
 
 
@@ -320,10 +322,7 @@ def validation_section(runs: StudyRuns, reference: Mapping[str, Mapping[str, str
         scores = kept_weights_scores(runs, model, metrics_root)
         ours = ["–"] * 3
         if scores:
-            validation = np.array([value for value, _ in scores])
-            test = np.array([value for _, value in scores])
-            epochs = [runs.records[model, seed].get("epoch_of_saved_weights") or runs.records[model, seed]["epochs_run"]
-                      for seed in runs.seeds_of(model)]
+            epochs, validation, test = (np.array(column) for column in zip(*scores))
             ours = [value_range(epochs),
                     mean_and_std(validation.mean(), validation.std(ddof=1) if len(scores) > 1 else math.nan, len(scores)),
                     points(float((validation - test).mean()))]
