@@ -302,6 +302,7 @@ class Ranking:
     within_noise: tuple[tuple[str, float, str], ...]  # (label, Holm-adjusted p, test): not significantly worse
     untestable: tuple[str, ...]  # no test possible: too few seeds and no shared test predictions
     ahead_by: tuple[str, ...] = ()  # the tests behind the models it is ahead of (Welch, McNemar)
+    ahead_of: tuple[str, ...] = ()  # the models it beats beyond noise, named so no reader has to work them out
 
 
 def rankings(spread: pd.DataFrame, pairs: pd.DataFrame) -> list[Ranking]:
@@ -316,7 +317,8 @@ def rankings(spread: pd.DataFrame, pairs: pd.DataFrame) -> list[Ranking]:
             within_noise=tuple((row.worse, row.adjusted_p_value, row.test) for row in against_best.itertuples()
                                if row.verdict == WITHIN_NOISE),
             untestable=tuple(row.worse for row in against_best.itertuples() if row.verdict == CANNOT_TELL),
-            ahead_by=tuple(sorted({row.test for row in against_best.itertuples() if row.verdict == DIFFERS}))))
+            ahead_by=tuple(sorted({row.test for row in against_best.itertuples() if row.verdict == DIFFERS})),
+            ahead_of=tuple(row.worse for row in against_best.itertuples() if row.verdict == DIFFERS)))
     return result
 
 
@@ -372,7 +374,8 @@ def best_model_line(ranking: Ranking, spread: pd.DataFrame) -> str:
         ahead += " (McNemar on one run each: training noise not measured)"
     if not tied:
         return f"{line}; ahead of every other model on {ranking.dataset} {ahead}."
-    return f"{line}; tied with {', '.join(tied)}" + (f"; ahead of the others {ahead}." if ranking.ahead_by else ".")
+    return f"{line}; tied with {', '.join(tied)}" + (f"; ahead of {', '.join(ranking.ahead_of)} {ahead}."
+                                                     if ranking.ahead_of else ".")
 
 
 NOISE = {WELCH: "seed noise", MCNEMAR: "test-set noise"}
