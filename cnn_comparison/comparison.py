@@ -301,8 +301,7 @@ class Ranking:
     test_accuracy_mean: float
     within_noise: tuple[tuple[str, float, str], ...]  # (label, Holm-adjusted p, test): not significantly worse
     untestable: tuple[str, ...]  # no test possible: too few seeds and no shared test predictions
-    ahead_by: tuple[str, ...] = ()  # the tests behind the models it is ahead of (Welch, McNemar)
-    ahead_of: tuple[str, ...] = ()  # the models it beats beyond noise, named so no reader has to work them out
+    ahead_of: tuple[tuple[str, str], ...] = ()  # (label, test): the models it beats beyond noise, and how tested
 
 
 def rankings(spread: pd.DataFrame, pairs: pd.DataFrame) -> list[Ranking]:
@@ -317,8 +316,7 @@ def rankings(spread: pd.DataFrame, pairs: pd.DataFrame) -> list[Ranking]:
             within_noise=tuple((row.worse, row.adjusted_p_value, row.test) for row in against_best.itertuples()
                                if row.verdict == WITHIN_NOISE),
             untestable=tuple(row.worse for row in against_best.itertuples() if row.verdict == CANNOT_TELL),
-            ahead_by=tuple(sorted({row.test for row in against_best.itertuples() if row.verdict == DIFFERS})),
-            ahead_of=tuple(row.worse for row in against_best.itertuples() if row.verdict == DIFFERS)))
+            ahead_of=tuple((row.worse, row.test) for row in against_best.itertuples() if row.verdict == DIFFERS)))
     return result
 
 
@@ -369,13 +367,14 @@ def best_model_line(ranking: Ranking, spread: pd.DataFrame) -> str:
             for label, p_value, test in ranking.within_noise]
     if ranking.untestable:
         tied.append(f"{', '.join(ranking.untestable)} (cannot tell: needs ≥ 2 seeds each, or test predictions)")
-    ahead = f"beyond {' and '.join(NOISE[test] for test in ranking.ahead_by) or 'seed noise'}"
-    if MCNEMAR in ranking.ahead_by:
+    ahead_by = sorted({test for _, test in ranking.ahead_of})
+    ahead = f"beyond {' and '.join(NOISE[test] for test in ahead_by) or 'seed noise'}"
+    if MCNEMAR in ahead_by:
         ahead += " (McNemar on one run each: training noise not measured)"
     if not tied:
         return f"{line}; ahead of every other model on {ranking.dataset} {ahead}."
-    return f"{line}; tied with {', '.join(tied)}" + (f"; ahead of {', '.join(ranking.ahead_of)} {ahead}."
-                                                     if ranking.ahead_of else ".")
+    beaten = ", ".join(label for label, _ in ranking.ahead_of)
+    return f"{line}; tied with {', '.join(tied)}" + (f"; ahead of {beaten} {ahead}." if beaten else ".")
 
 
 NOISE = {WELCH: "seed noise", MCNEMAR: "test-set noise"}

@@ -18,8 +18,9 @@ from cnn_comparison.layout import run_directory
 from cnn_comparison.params import load_params, validated
 from cnn_comparison.report import (NOT_RETRAINED, REFERENCE_OUTPUT, REFERENCE_REPORT, SECTIONS, ReferenceRun,
                                    current_aggregate, fill_template, is_full_data, parse_reference_accuracies,
-                                   parse_reference_cnn_table, parse_reference_training_logs, read_study_runs, reference_ranking_line, render_sections,
-                                   reproduction_line, time_to_accuracy_by_model)
+                                   parse_reference_cnn_table, parse_reference_training_logs, read_study_runs,
+                                   reference_ranking_line, render_sections, reproduction_line,
+                                   time_to_accuracy_by_model)
 from cnn_comparison.comparison import comparison_table, seeded_label, unseeded_label
 
 ROOT = Path(__file__).resolve().parents[1]
