@@ -452,7 +452,7 @@ def test_retrain_commits_each_stage_it_runs_and_skips_the_ones_up_to_date(small_
     minutes_of_training(work / "params.yaml")
     stopped = subprocess.Popen([sys.executable, "-m", "devtools.retrain", "train_fashion_cnns@fmnist_3-42"], cwd=work,
                                env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    output = stop_in_first_epoch(stopped, work, subprocess.Popen.terminate)
+    output = stop_during_training(stopped, work, subprocess.Popen.terminate)
     assert stopped.returncode == 128 + signal.SIGTERM and stage_processes(work) == []
     assert "stopped during train_fashion_cnns@fmnist_3-42" in output, output[-3000:]
     assert run(["git", "log", "--format=%s", "-1"], work, env).strip() == messages[0]
@@ -471,18 +471,22 @@ def stage_processes(project_dir) -> list[int]:
     return found
 
 
-def stop_in_first_epoch(process: subprocess.Popen, project_dir: Path, stop: Callable[[subprocess.Popen], None]) -> str:
-    """Wait for ``process`` (a `dvc repro` of fmnist_3's training with minutes of it to do) to start
-    training, ``stop`` it, and return all its output once the stage has exited (the output pipe
-    closes only then); fail if the training goes on."""
+def stop_during_training(process: subprocess.Popen, project_dir: Path, stop: Callable[[subprocess.Popen], None]) -> str:
+    """Wait for ``process`` (a `dvc repro` of fmnist_3's training with minutes of it to do) to be in its
+    second epoch, ``stop`` it, and return all its output once the stage has exited (the output pipe
+    closes only then); fail if the training goes on.
+
+    The second epoch, not the first: TensorFlow traces the training step early in the first, and a
+    signal handled during tracing can surface as another error, a known defect (docs/pipeline.md,
+    "Bad input, faults and interruptions") that this test is not about."""
     output = []
     for line in process.stdout:
         output.append(line)
-        if line.startswith("[train fmnist_3 seed 42]"):
+        if line.startswith("Epoch 2/") and any(seen.startswith("[train fmnist_3 seed 42]") for seen in output):
             break
     else:
-        pytest.fail("the stage never started training:\n" + "".join(output))
-    time.sleep(3)  # into the first epoch
+        pytest.fail("the stage never reached its second epoch:\n" + "".join(output))
+    time.sleep(1)  # into the second epoch's steps
     stop(process)
     try:
         rest, _ = process.communicate(timeout=120)
@@ -512,7 +516,7 @@ def test_an_interrupted_repro_leaves_no_stage_running_and_prints_one_line(small_
         os.killpg(process.pid, signal.SIGINT)  # a terminal signals its whole foreground process group
 
     # SIGTERM goes to DVC alone.
-    output = stop_in_first_epoch(repro, work, ctrl_c if how == "Ctrl-C" else subprocess.Popen.terminate)
+    output = stop_during_training(repro, work, ctrl_c if how == "Ctrl-C" else subprocess.Popen.terminate)
     assert stage_processes(work) == []
     run_dir = work / "models" / "fashion_cnns" / "fmnist_3" / "seed_42"
     time.sleep(2)
